@@ -1,1 +1,13 @@
-"""compression"""
+"""compression: PCA-whitening of frame features to 1024-d and 8-bit
+quantization (paper section 3.3), fit on the train split at any scale.
+
+NumPy core (``pca``, ``quantize``), the one encoding path (``codec``), Beam
+wrappers (``compression.beam``, imported on demand) and the quality report
+(``quality``). See docs/compression.md.
+"""
+from compression.pca import Moments, MomentsAccumulator, MomentsCombiner, PCAWhitening
+from compression.quantize import (Histogram, HistogramAccumulator, HistogramCombiner,
+                                  Quantizer, lloyd_max)
+
+__all__ = ["PCAWhitening", "Quantizer", "Moments", "MomentsAccumulator", "MomentsCombiner",
+           "Histogram", "HistogramAccumulator", "HistogramCombiner", "lloyd_max"]

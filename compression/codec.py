@@ -1,0 +1,54 @@
+"""The one encoding path every writer uses: raw 2048-d frame features to the
+1024 uint8 coefficients stored in the dataset, and the video-level mean.
+
+``encode_frames`` first rounds the raw features to float16 and back, because
+the feature cache stores float16: whether a build encodes features fresh from
+the model or re-reads them from the cache (``extract --artifacts``, ``build``,
+``resplit``), the bytes written are the same. The projection runs in float32
+with the whitening scale folded into the matrix (``PCAWhitening.projection32``),
+then the quantizer's table encoder turns coefficients into codes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compression.pca import PCAWhitening
+from compression.quantize import Quantizer
+
+
+def round_like_cache(raw) -> np.ndarray:
+    """Raw features as the cache stores them (float16). Values beyond float16's
+    range become Inf here; ``whiten_frames`` reports them as an error."""
+    with np.errstate(over="ignore"):
+        return np.asarray(raw).astype(np.float16)
+
+
+def whiten_frames(raw, pca: PCAWhitening) -> np.ndarray:
+    """float32 whitened coefficients (F, K) exactly as ``encode_frames`` sees them."""
+    x = np.asarray(raw)
+    if x.ndim != 2 or x.shape[1] != pca.dim:
+        raise ValueError(f"encode_frames: expected raw frame features of shape (F, {pca.dim}), "
+                         f"got {x.shape}; check that the PCA was fit on this feature model.")
+    y = pca.transform(round_like_cache(x))
+    finite = np.isfinite(y)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        raise ValueError(f"encode_frames: frame(s) {rows[:5].tolist()} are NaN/Inf after "
+                         f"float16 rounding (raw values NaN, Inf or beyond +-65504); "
+                         f"the feature model's output is broken for this video.")
+    return y
+
+
+def encode_frames(raw, pca: PCAWhitening, quantizer: Quantizer) -> np.ndarray:
+    """uint8 (F, K): float16 rounding, whitening, quantization."""
+    return quantizer.encode(whiten_frames(raw, pca), check_finite=False)
+
+
+def mean_rgb(q, quantizer: Quantizer) -> np.ndarray:
+    """Video-level feature: the mean of the dequantized frames, float32 (K,),
+    summed in float64 so long videos lose no precision."""
+    q = np.asarray(q)
+    if q.ndim != 2 or q.shape[0] == 0:
+        raise ValueError(f"mean_rgb: expected uint8 codes of shape (F, K) with F >= 1, "
+                         f"got {q.shape}; a video without frames has no mean.")
+    return quantizer.decode(q).mean(axis=0, dtype=np.float64).astype(np.float32)
