@@ -1,0 +1,1 @@
+"""Reliability suite (issue 8): bad inputs, killed runs, reruns, untrusted files, runner faults."""
