@@ -38,6 +38,7 @@ import io
 import math
 import os
 import re
+import threading
 import time
 from typing import Iterator
 
@@ -298,7 +299,8 @@ class FrameStream:
         except PermissionError:
             self._fail("permission", "permission denied on the path; make it readable by the pipeline's user")
         if os.path.isdir(path):
-            self._fail("not_video", "is a directory, not a video file")
+            self._fail("not_video", "is a directory, not a video file; point the manifest's uri at "
+                                    "the video file, or remove it from the manifest")
         if st.st_size == 0:
             self._fail("empty", "the file is empty (0 bytes); re-download or remove it from the manifest")
         if not os.access(path, os.R_OK):
@@ -597,7 +599,60 @@ def sample_frames(uri: str, fps: float = 1.0, max_seconds: float = 360.0, size: 
     (F,) float64 seconds, ...). Raises ``DecodeError`` (kind ``too_short`` when
     fewer than ``min_frames`` samples come out). Memory: the kept frames, twice
     over while they are stacked, plus one decoded frame.
+
+    ``timeout_s`` is a hard bound on the call: besides the deadline checked
+    between packets and on every remote read, the decode runs in a watchdog
+    thread (``_with_watchdog``), so a read or an FFmpeg call that never returns
+    still ends in ``DecodeTimeout``.
     """
+    if timeout_s is None:
+        return _sample_frames(uri, fps, max_seconds, size, interpolation, threads, None,
+                              on_error, min_frames)
+    return _with_watchdog(uri, timeout_s, lambda: _sample_frames(
+        uri, fps, max_seconds, size, interpolation, threads, timeout_s, on_error, min_frames))
+
+
+# How long after ``timeout_s`` the watchdog stops waiting: the decode's own
+# deadline check normally fires first and gives the more precise message.
+WATCHDOG_GRACE_S = 1.0
+
+
+def _with_watchdog(uri: str, timeout_s: float, decode):
+    """Runs ``decode()`` in a daemon thread; DecodeTimeout if it is still running
+    ``timeout_s + WATCHDOG_GRACE_S`` seconds later.
+
+    Why a thread: the deadline inside the decode is only checked between
+    packets and before each read, so a read that blocks for ever (a stalled
+    mount or storage client) or a hung FFmpeg call would block the caller, and
+    with it the whole build. Python cannot interrupt that call; the watchdog
+    abandons it instead. The abandoned thread is a daemon (it never keeps the
+    process alive) and holds at most this video's frames; if its call ever
+    returns, the passed deadline ends it at the next read or packet.
+    """
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = decode()
+        except BaseException as e:  # re-raised in the caller's thread below
+            box["error"] = e
+
+    worker = threading.Thread(target=target, name="yt8m-decode-watchdog", daemon=True)
+    worker.start()
+    worker.join(float(timeout_s) + WATCHDOG_GRACE_S)
+    if worker.is_alive():
+        raise DecodeTimeout(uri, "timeout",
+                            f"decoding took longer than timeout_s={timeout_s:g} s and was stopped "
+                            "(a read or an FFmpeg call did not return); check the storage system "
+                            "or the file, or raise the timeout for very long videos")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _sample_frames(uri, fps, max_seconds, size, interpolation, threads, timeout_s, on_error,
+                   min_frames) -> SampledFrames:
+    """``sample_frames`` without the watchdog (see there)."""
     stream = iter_frames(uri, fps, max_seconds, size, interpolation=interpolation, threads=threads,
                          timeout_s=timeout_s, on_error=on_error)
     with stream:

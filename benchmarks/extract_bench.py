@@ -1,0 +1,261 @@
+"""Extraction speed and memory: decode -> resize -> Inception-v3, as the pipeline runs it.
+
+Figures (``run(quick)``), all measured in one run on the same videos (720p
+H.264 at 30 fps, the decode benchmark's cached files, 1 sampled frame/s):
+
+* ``extract_vs_limit``: end-to-end frames/s of ``ExtractFeatures`` on the
+  FnApiRunner (model already loaded, as on a warm worker) over the limit
+  ``1 / (t_decode + t_model)``, where ``t_decode`` is the per-frame time of
+  ``sample_frames`` alone (decode + scale to 299) and ``t_model`` the per-frame
+  time of the network alone on the same frames in the same batches. Target
+  >= 0.85. The decoder runs one video ahead in a thread, so the two overlap and
+  the ratio can exceed 1.
+* ``extract_vs_frame_loop``: end-to-end frames/s over a frame-at-a-time loop as
+  the original YouTube-8M extractor ran it (every decoded frame converted to
+  RGB at full size, the kept ones resized and fed to the network one per call).
+  Target >= 3.
+* ``extract_peak_mb_4k_10min``: peak RSS of a child process extracting a
+  10-minute 3840x2160 video (360 frames through the network), over a 2048 MB
+  budget. The video is generated cheaply (1 fps, x264 ultrafast) and cached in
+  ``benchmarks/_work/``.
+* ``extract_frames_per_s_cpu``: the end-to-end frames/s again, over the model
+  alone (what a CPU worker sustains; the README's cost model uses it).
+
+The network uses seeded random weights (``random``): speed and memory do not
+depend on the weight values, and nothing is downloaded.
+
+``python -m benchmarks.extract_bench --gpu`` prints JSON of the model's
+frames/s for batch sizes 64-512 in float32 and mixed precision (``--quick``: a
+tiny setting that also runs on CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+WORK = Path(__file__).resolve().parent / "_work"
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 32
+WEIGHTS = "random"
+LIMIT_TARGET = 0.85
+LOOP_TARGET = 3.0
+PEAK_BUDGET_MB = 2048.0
+
+
+# --------------------------------------------------------------------------- videos
+def _videos(quick: bool) -> list[str]:
+    from benchmarks.decode_bench import bench_video
+    # Distinct lengths give distinct files (the decode benchmark caches by length).
+    lengths = (10, 12) if quick else (30, 32, 34)
+    return [bench_video("h264_720p", s) for s in lengths]
+
+
+def video_4k_10min() -> str:
+    """A 10-minute 3840x2160 H.264 video at 1 fps (cheap to write, as costly to decode
+    per frame as any 4K file), cached under benchmarks/_work/."""
+    from extractor import synth
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / "uhd_4k_600s_1fps.mp4"
+    if not path.exists():
+        tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
+        tex = synth.texture("checker", (230, 200, 60), (20, 30, 80), 12.0, 0.3)
+        # A few distinct pictures, reused: drawing 600 4K frames would cost
+        # minutes, and the decoder's cost does not depend on the picture.
+        bases = [tex(i, float(i), 2160, 3840) for i in range(6)]
+
+        def content(i, t, h, w):
+            return synth.draw_timecode(bases[i % len(bases)].copy(), i, band=0.1)
+
+        synth.write_video(tmp, content, width=3840, height=2160, fps=1, duration_s=600,
+                          options={"preset": "ultrafast", "crf": "30"}, gop=30)
+        os.replace(tmp, path)
+    return str(path)
+
+
+# --------------------------------------------------------------------------- timings
+def _model():
+    from extractor.weights import load_feature_model
+    model = load_feature_model(WEIGHTS)
+    model.predict(np.zeros((BATCH, 299, 299, 3), np.uint8))  # trace + warm the kernels
+    return model
+
+
+def decode_alone(paths) -> tuple[float, list]:
+    """Seconds of sample_frames over ``paths``, and the sampled frames."""
+    from extractor.decode import sample_frames
+    start = time.perf_counter()
+    samples = [sample_frames(p) for p in paths]
+    return time.perf_counter() - start, samples
+
+
+def model_alone(model, frames: np.ndarray, batch: int = BATCH) -> float:
+    """Seconds of the network on ``frames`` in the batches the pipeline forms."""
+    start = time.perf_counter()
+    for i in range(0, len(frames), batch):
+        model.predict(frames[i:i + batch])
+    return time.perf_counter() - start
+
+
+def end_to_end(paths, batch: int = BATCH) -> tuple[float, int]:
+    """Seconds and frames of ExtractFeatures over ``paths`` on the FnApiRunner."""
+    import apache_beam as beam
+
+    from extractor.transforms import ExtractFeatures
+    from pipeline.runner import pipeline_options
+    videos = [{"video_id": f"v{i}", "uri": p} for i, p in enumerate(paths)]
+    start = time.perf_counter()
+    p = beam.Pipeline(options=pipeline_options([]))
+    res = p | beam.Create(videos) | ExtractFeatures(WEIGHTS, batch_size=batch)
+    _ = res.features | beam.Map(lambda kv: None)
+    result = p.run()
+    result.wait_until_finish()
+    seconds = time.perf_counter() - start
+    frames = sum(c.committed for c in result.metrics().query()["counters"]
+                 if c.key.metric.name == "extract_frames_done")
+    return seconds, int(frames)
+
+
+def frame_loop(model, path: str, fps: float = 1.0, max_seconds: float = 360.0,
+               max_frames: int | None = None) -> tuple[float, int]:
+    """The original extractor's loop: decode every frame to full-size RGB, keep one per
+    second by timestamp, resize it, run the network on that one frame."""
+    import av
+    import tensorflow as tf
+    start = time.perf_counter()
+    n = 0
+    next_t = 0.0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            rgb = frame.to_ndarray(format="rgb24")  # OpenCV converts every frame
+            t = float(frame.time or 0.0)
+            if t + 1e-9 < next_t:
+                continue
+            if t >= max_seconds or (max_frames is not None and n >= max_frames):
+                break
+            x = tf.image.resize(rgb[None], (299, 299)).numpy().astype(np.uint8)
+            model.predict(x)
+            n += 1
+            next_t += 1.0 / fps
+    return time.perf_counter() - start, n
+
+
+def peak_rss_child(path: str, batch: int = BATCH) -> float:
+    """Peak RSS (MB) of a fresh process extracting ``path`` end to end.
+
+    The child reports its own ``ru_maxrss`` (kB on Linux): the high-water mark
+    of everything it held, the network and TensorFlow included.
+    """
+    code = ("import resource; from benchmarks.extract_bench import end_to_end; "
+            f"s, n = end_to_end([{path!r}], {batch}); "
+            "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                         capture_output=True, text=True)
+    frames, peak_kb = (int(x) for x in out.stdout.strip().splitlines()[-1].split())
+    if frames != 360:
+        raise RuntimeError(f"the 4K run extracted {frames} frames, expected 360")
+    return peak_kb / 1024.0
+
+
+# --------------------------------------------------------------------------- figures
+def run(quick: bool = False) -> list[dict]:
+    paths = _videos(quick)
+    model = _model()
+    # Warm the file cache and the pipeline code paths once, untimed.
+    decode_alone(paths[:1])
+    t_dec, samples = decode_alone(paths)
+    frames = np.concatenate([s.frames for s in samples])
+    n = len(frames)
+    t_mod = model_alone(model, frames)
+    limit = n / (t_dec + t_mod)
+    t_e2e, n_e2e = end_to_end(paths)
+    if n_e2e != n:
+        raise RuntimeError(f"end-to-end extracted {n_e2e} frames, decode alone {n}")
+    e2e = n_e2e / t_e2e
+    loop_frames = 12 if quick else 30
+    t_loop, n_loop = frame_loop(model, paths[0], max_frames=loop_frames)
+    loop = n_loop / t_loop
+    figures = [
+        {"name": "extract_vs_limit", "value": e2e, "unit": "frames/s",
+         "reference": f"1/(decode+resize {t_dec / n * 1e3:.0f} ms + model {t_mod / n * 1e3:.0f}"
+                      f" ms per frame), {n} frames of {len(paths)} 720p videos, batch {BATCH}",
+         "reference_value": limit, "ratio": e2e / limit, "target": f">= {LIMIT_TARGET}",
+         "met": e2e / limit >= LIMIT_TARGET},
+        {"name": "extract_vs_frame_loop", "value": e2e, "unit": "frames/s",
+         "reference": f"frame-at-a-time loop (every frame to RGB, batch 1), {n_loop} frames",
+         "reference_value": loop, "ratio": e2e / loop, "target": f">= {LOOP_TARGET:g}",
+         "met": e2e / loop >= LOOP_TARGET},
+        {"name": "extract_frames_per_s_cpu", "value": e2e, "unit": "frames/s",
+         "reference": "model alone on the same frames (batch 32)",
+         "reference_value": n / t_mod, "ratio": e2e / (n / t_mod), "target": "info",
+         "met": None},
+    ]
+    try:
+        peak = peak_rss_child(video_4k_10min())
+        figures.append({"name": "extract_peak_mb_4k_10min", "value": peak, "unit": "MB",
+                        "reference": f"{PEAK_BUDGET_MB:.0f} MB budget (10-min 3840x2160 "
+                                     f"H.264, 360 frames extracted)",
+                        "reference_value": PEAK_BUDGET_MB, "ratio": peak / PEAK_BUDGET_MB,
+                        "target": "< 1", "met": peak < PEAK_BUDGET_MB})
+    except (subprocess.CalledProcessError, RuntimeError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        figures.append({"name": "extract_peak_mb_4k_10min", "value": None, "unit": "MB",
+                        "reference": f"could not measure: {detail.strip()[-300:]}",
+                        "reference_value": PEAK_BUDGET_MB, "ratio": None, "target": "< 1",
+                        "met": False})
+    return figures
+
+
+# --------------------------------------------------------------------------- GPU mode
+def run_gpu(quick: bool = False) -> dict:
+    """Model-alone frames/s per batch size, float32 and mixed precision.
+
+    On a GPU: batch sizes 64-512. ``quick`` (any machine): batch 2 and 4, a
+    few iterations, to check the mode runs.
+    """
+    import tensorflow as tf
+
+    from extractor.weights import load_feature_model
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    sizes = (2, 4) if quick else (64, 128, 256, 512)
+    iters = 2 if quick else 10
+    out = {"device": gpus or ["cpu"], "weights": WEIGHTS, "iterations": iters, "results": []}
+    rng = np.random.default_rng(0)
+    for mixed in (False, True):
+        model = load_feature_model(WEIGHTS, mixed_precision=mixed)
+        for bs in sizes:
+            x = rng.integers(0, 256, (bs, 299, 299, 3), dtype=np.uint8)
+            model.predict(x)  # trace for this shape, warm up
+            start = time.perf_counter()
+            for _ in range(iters):
+                model.predict(x)
+            sec = time.perf_counter() - start
+            out["results"].append({"batch_size": bs, "precision":
+                                   "mixed_float16" if mixed else "float32",
+                                   "frames_per_s": bs * iters / sec})
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.extract_bench",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--gpu", action="store_true", help="model-alone throughput per batch size")
+    p.add_argument("--quick", action="store_true", help="small settings (also on CPU)")
+    args = p.parse_args(argv)
+    if args.gpu:
+        print(json.dumps(run_gpu(args.quick), indent=2))
+    else:
+        print(json.dumps(run(args.quick), indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""ExtractFeatures and DecodeVideoFn on the FnApiRunner, with good and broken videos."""
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from extractor.decode import sample_frames
+from extractor.handler import InceptionModelHandler
+from extractor.transforms import DecodeVideoFn, ExtractFeatures, ExtractResult
+
+ATOL = 1e-4
+
+
+def _videos(v):
+    return [{"video_id": "a", "uri": v["a"], "labels": [3, 1], "split": "train"},
+            {"video_id": "b", "uri": v["b"]},
+            {"video_id": "bad", "uri": v["bad"]},
+            {"video_id": "gone", "uri": v["missing"]}]
+
+
+def test_extract_features_good_and_broken_videos(extract_videos, random_model):
+    v = extract_videos
+    expected = {}
+    for vid in ("a", "b"):
+        s = sample_frames(v[vid])
+        expected[vid] = (random_model.predict(s.frames), s.times)
+    assert [len(expected[k][1]) for k in ("a", "b")] == [3, 2]
+
+    def check_features(items):
+        got = dict(items)
+        assert sorted(got) == ["a", "b"]
+        for vid, (feats, times) in expected.items():
+            out = got[vid]
+            assert out["features"].dtype == np.float32 and out["features"].shape == (
+                len(times), 2048)
+            np.testing.assert_allclose(out["features"], feats, atol=ATOL)
+            np.testing.assert_array_equal(out["frame_times"], times)
+            assert out["frame_times"].dtype == np.float64
+            assert out["uri"] == v[vid] and out["video_id"] == vid
+        # Other fields pass through untouched.
+        assert got["a"]["labels"] == [3, 1] and got["a"]["split"] == "train"
+
+    def check_failures(records):
+        by_id = {r["video_id"]: r for r in records}
+        assert sorted(by_id) == ["bad", "gone"]
+        assert all(r["stage"] == "decode" for r in records)
+        assert by_id["gone"]["kind"] == "missing" and v["missing"] in by_id["gone"]["error"]
+        assert by_id["bad"]["kind"] == "not_video" and by_id["bad"]["uri"] == v["bad"]
+
+    p = TestPipeline(runner="FnApiRunner")
+    res = p | beam.Create(_videos(v)) | ExtractFeatures("random", batch_size=4)
+    assert isinstance(res, ExtractResult) and res["features"] is res.features
+    assert_that(res.features, check_features, label="CheckFeatures")
+    assert_that(res.failures, check_failures, label="CheckFailures")
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query()["counters"]
+                if c.key.metric.namespace == "yt8m"}
+    assert counters["extract_decode_failures"] == 2
+    assert counters["extract_videos_done"] == 2 and counters["extract_frames_done"] == 5
+
+
+class _FailOnDarkFrames(InceptionModelHandler):
+    """Fault injection: inference raises for batches holding an all-dark frame."""
+
+    def run_inference(self, batch, model, inference_args=None):
+        if any(int(np.asarray(f).max()) < 30 for f in batch):
+            raise RuntimeError("simulated accelerator fault")
+        return super().run_inference(batch, model, inference_args)
+
+
+def test_failed_inference_becomes_model_failures_for_its_videos(extract_videos, tmp_path):
+    from extractor.synth import write_video
+    dark = write_video(tmp_path / "dark.mp4", lambda i, t, h, w: np.full((h, w, 3), 5, np.uint8),
+                       width=32, height=32, fps=5, duration_s=2.0)
+    videos = [{"video_id": "a", "uri": extract_videos["a"]},
+              {"video_id": "dark", "uri": str(dark.path)}]
+    with TestPipeline(runner="FnApiRunner") as p:
+        res = p | beam.Create(videos) | ExtractFeatures(
+            model_handler=_FailOnDarkFrames("random", batch_size=1))
+        assert_that(res.features | beam.Map(lambda kv: (kv[0], kv[1]["features"].shape)),
+                    equal_to([("a", (3, 2048))]), label="CheckFeatures")
+        assert_that(res.failures | beam.Map(lambda r: (r["video_id"], r["stage"],
+                                                       "simulated accelerator fault" in r["error"])),
+                    equal_to([("dark", "model", True)]), label="CheckFailures")
+
+
+def _run_decode_only(videos, frames=None, failures=None, meta=None, **kwargs):
+    """Runs DecodeVideoFn alone and checks its three outputs.
+
+    ``frames``: [(video_id, index)] in any order; ``failures``: [(video_id,
+    kind)]; ``meta``: [(video_id, num_frames, frame_times)].
+    """
+    with TestPipeline(runner="FnApiRunner") as p:
+        dec = p | beam.Create(videos) | beam.ParDo(DecodeVideoFn(**kwargs)).with_outputs(
+            "failures", "meta", main="frames")
+        assert_that(dec.frames | beam.Map(lambda kv: (kv[0][0], kv[0][1], kv[1].shape)),
+                    equal_to([(v, i, (299, 299, 3)) for v, i in frames or []]),
+                    label="CheckFrames")
+        assert_that(dec.failures | beam.Map(lambda r: (r["video_id"], r["kind"])),
+                    equal_to(failures or []), label="CheckFailures")
+        assert_that(dec.meta | beam.Map(lambda kv: (kv[0], kv[1]["num_frames"],
+                                                     tuple(kv[1]["frame_times"]))),
+                    equal_to(meta or []), label="CheckMeta")
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_decoder_outputs_inline_and_prefetching(extract_videos, prefetch):
+    _run_decode_only(
+        _videos(extract_videos), prefetch=prefetch,
+        frames=[("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)],
+        failures=[("bad", "not_video"), ("gone", "missing")],
+        meta=[("a", 3, (0.0, 1.0, 2.0)), ("b", 2, (0.0, 1.0))])
+
+
+def test_decode_timeout_and_bad_records_become_failures(extract_videos):
+    videos = [{"video_id": "a", "uri": extract_videos["a"]}, {"video_id": "no_uri"}, "junk"]
+    _run_decode_only(videos, timeout_s=1e-9,
+                     failures=[("a", "timeout"), ("no_uri", "bad_argument"),
+                               (None, "bad_argument")])
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({}, "exactly one of weights"),
+    ({"weights": "random", "model_handler": InceptionModelHandler("random")},
+     "exactly one of weights"),
+    ({"weights": "random", "batch_size": 0}, "batch_size"),
+    ({"weights": "random", "fps": 0}, "fps"),
+    ({"weights": "random", "max_seconds": -1}, "max_seconds"),
+    ({"weights": "random", "decode_timeout_s": 0}, "decode_timeout_s"),
+    ({"weights": "random", "on_decode_error": "skip"}, "on_decode_error"),
+    ({"weights": "random", "prefetch": -1}, "prefetch"),
+    ({"weights": "/nonexistent/model.keras"}, "does not exist"),
+])
+def test_bad_arguments_are_rejected(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        ExtractFeatures(**kwargs)
+
+
+def test_applies_to_a_pcollection_only():
+    with pytest.raises(TypeError, match="PCollection of video dicts"):
+        ExtractFeatures("random").expand([{"video_id": "a", "uri": "a.mp4"}])
