@@ -1,0 +1,238 @@
+"""The raw-feature cache: OUT/cache/, one float16 file per video.
+
+A build extracts each video once. As soon as a video's 2048-d frame features
+are complete they are written to the cache, so that a rerun after a crash or a
+kill and ``resplit`` decode nothing already done.
+
+Layout and format (documented in docs/pipeline.md):
+
+* ``OUT/cache/<hh>/<safe_id>-<model>-<fp>.npz``: ``hh`` is the first two hex
+  digits of SHA-256(video_id) (so that one folder never holds millions of
+  files, and all entries of a video share a folder); ``model`` the first 8 hex
+  digits of the model fingerprint (SHA-256 of the model's identity: the
+  weights info of ``extractor.weights.weights_info`` (name, source, sha256,
+  random seed, input range, precision) and the frame sampling (fps, cap));``fp`` the first 24 hex digits of SHA-256
+  over (video_id, uri, size in bytes, modification time, model fingerprint).
+  A video that changed on disk, or other weights, gets another file, never a
+  stale hit. ``resplit`` finds a video's entries by ``<safe_id>-<model>-*``
+  without touching the video file.
+* The ``.npz`` holds ``features`` float16 ``(F, 2048)`` (Inception's pooled
+  ReLU activations are in [0, ~20]; float16 keeps 3 significant digits, far
+  below the 8-bit quantization step, and halves the size), ``frame_times``
+  float64 ``(F,)`` and ``meta`` (a JSON string: video_id, uri, size, mtime,
+  model).
+* Every file is written to ``OUT/.tmp/cache/`` first and renamed into place
+  with ``FileSystems.rename``: a kill never leaves a half-written entry, and a
+  retried bundle rewrites identical bytes.
+
+Everything downstream uses the float16-rounded values (``as_cached``), so a
+build resumed from the cache gives the same bytes as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+CACHE_DTYPE = np.float16
+FINGERPRINT_HEX = 24
+# Fields of the model's ``info`` that only say where the weights are: the
+# sha256 identifies the content (a hub handle without one keeps its path).
+LOCATION_KEYS = ("spec", "path")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,80}$")
+
+
+class CacheError(Exception):
+    """A cache entry exists but cannot be used (corrupt, or for another video)."""
+
+
+def model_identity(info: Mapping) -> dict:
+    """The part of a feature model's ``info`` that decides its outputs."""
+    if not info:
+        raise ValueError("model info is empty: the cache needs the model's name, source and "
+                         "weights sha256 (extractor.weights.load_feature_model(...).info)")
+    keep_location = info.get("sha256") is None and info.get("source") != "random"
+    return {k: v for k, v in info.items() if keep_location or k not in LOCATION_KEYS}
+
+
+def model_fingerprint(info: Mapping) -> str:
+    blob = json.dumps(model_identity(info), sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:FINGERPRINT_HEX]
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What identifies a video file's content cheaply: its size and mtime."""
+    uri: str
+    size: int
+    mtime: float
+
+
+def stat_video(uri: str) -> Optional[FileStamp]:
+    """Size and modification time through FileSystems; None if it cannot be listed."""
+    try:
+        result = FileSystems.match([uri])[0]
+    except Exception:  # noqa: BLE001 - a missing/unlistable file is a cache miss;
+        return None    # the extractor then reports why it cannot be read.
+    if not result.metadata_list:
+        return None
+    meta = result.metadata_list[0]
+    return FileStamp(uri=uri, size=int(meta.size_in_bytes),
+                     mtime=float(getattr(meta, "last_updated_in_seconds", 0.0) or 0.0))
+
+
+def fingerprint(video_id: str, stamp: FileStamp, model_fp: str) -> str:
+    blob = json.dumps({"video_id": video_id, "uri": stamp.uri, "size": stamp.size,
+                       # mtime to the microsecond: filesystems report floats.
+                       "mtime": round(stamp.mtime, 6), "model": model_fp},
+                      sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:FINGERPRINT_HEX]
+
+
+def safe_id(video_id: str) -> str:
+    """A file-name-safe form of ``video_id`` (ids with other characters are hashed)."""
+    if _SAFE_ID.match(video_id) and not video_id.startswith("."):
+        return video_id
+    return "h" + hashlib.sha256(video_id.encode("utf-8")).hexdigest()[:32]
+
+
+def _bucket(video_id: str) -> str:
+    return hashlib.sha256(video_id.encode("utf-8")).hexdigest()[:2]
+
+
+def entry_path(cache_dir: str, video_id: str, model_fp: str, fp: str) -> str:
+    return FileSystems.join(cache_dir, _bucket(video_id),
+                            f"{safe_id(video_id)}-{model_fp[:8]}-{fp}.npz")
+
+
+def as_cached(features: np.ndarray) -> np.ndarray:
+    """Features as every consumer sees them: rounded to float16, back in float32."""
+    return np.asarray(features, np.float32).astype(CACHE_DTYPE).astype(np.float32)
+
+
+def _mkdirs(path: str) -> None:
+    if not FileSystems.exists(path):
+        try:
+            FileSystems.mkdirs(path)
+        except Exception:  # noqa: BLE001 - another worker made it first (or the
+            pass           # filesystem, like GCS, has no directories); create() will tell.
+
+
+def atomic_write_bytes(path: str, data: bytes, tmp_dir: str) -> None:
+    """Write ``data`` to ``path`` via a unique temp file in ``tmp_dir`` and a rename."""
+    _mkdirs(tmp_dir)
+    tmp = FileSystems.join(tmp_dir, f"{uuid.uuid4().hex}.part")
+    with FileSystems.create(tmp) as fh:
+        fh.write(data)
+    parent = path.rsplit("/", 1)[0]
+    _mkdirs(parent)
+    if FileSystems.exists(path):
+        # Same name means same fingerprint: the content is the same; replace it
+        # anyway so that a retried bundle ends with one whole file.
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def serialize_entry(video_id: str, features: np.ndarray, frame_times: np.ndarray,
+                    meta: Mapping) -> bytes:
+    feats = np.asarray(features)
+    if feats.ndim != 2:
+        raise ValueError(f"features for {video_id!r} must be (F, D), got {feats.shape}")
+    buf = io.BytesIO()
+    np.savez(buf, features=feats.astype(CACHE_DTYPE),
+             frame_times=np.asarray(frame_times, np.float64),
+             meta=np.array(json.dumps(dict(meta, video_id=video_id), sort_keys=True,
+                                      default=str)))
+    return buf.getvalue()
+
+
+def deserialize_entry(data: bytes, video_id: Optional[str] = None) -> dict:
+    """``{"features": float32 (F, 2048) float16-rounded, "frame_times", "meta"}``."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            feats = z["features"]
+            times = z["frame_times"]
+            meta = json.loads(str(z["meta"]))
+    except Exception as e:  # noqa: BLE001 - any unreadable entry is one error kind
+        raise CacheError(f"unreadable cache entry ({type(e).__name__}: {e})") from e
+    if video_id is not None and meta.get("video_id") != video_id:
+        raise CacheError(f"cache entry is for video {meta.get('video_id')!r}, "
+                         f"not {video_id!r}")
+    if feats.dtype != CACHE_DTYPE or feats.ndim != 2 or len(times) != len(feats):
+        raise CacheError(f"cache entry has features {feats.dtype} {feats.shape} and "
+                         f"{len(times)} frame times")
+    return {"features": feats.astype(np.float32), "frame_times": times.astype(np.float64),
+            "meta": meta}
+
+
+class FeatureCache:
+    """Read and write one build's cache folder (local or remote through FileSystems)."""
+
+    def __init__(self, cache_dir: str, tmp_dir: str):
+        if not cache_dir or not tmp_dir:
+            raise ValueError("FeatureCache needs a cache folder and a temp folder "
+                             "(OUT/cache and OUT/.tmp/cache)")
+        self.cache_dir = cache_dir
+        self.tmp_dir = tmp_dir
+
+    def path_for(self, video_id: str, uri: str, model_fp: str) -> Optional[str]:
+        """The entry's path for this file's current size/mtime; None if it cannot be stat'ed."""
+        stamp = stat_video(uri)
+        if stamp is None:
+            return None
+        return entry_path(self.cache_dir, video_id, model_fp,
+                          fingerprint(video_id, stamp, model_fp))
+
+    def entries_for(self, video_id: str, model_fp: str) -> list[str]:
+        """Every entry of ``video_id`` made by this model, newest video file first.
+
+        Used by ``resplit``, which must not touch the video files: when a file
+        changed between builds there are several entries; the one of the most
+        recently modified file wins.
+        """
+        pattern = FileSystems.join(self.cache_dir, _bucket(video_id),
+                                   f"{safe_id(video_id)}-{model_fp[:8]}-*.npz")
+        try:
+            found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        except Exception:  # noqa: BLE001 - no folder / no match: not cached
+            return []
+        if len(found) <= 1:
+            return found
+
+        def mtime(path):
+            try:
+                return float(self.load(path, video_id)["meta"].get("mtime") or 0.0)
+            except CacheError:
+                return float("-inf")
+        return sorted(found, key=lambda p: (-mtime(p), p))
+
+    def load(self, path: str, video_id: Optional[str] = None) -> Optional[dict]:
+        """The entry at ``path``, or None if there is none. Raises CacheError if corrupt."""
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path) as fh:
+            data = fh.read()
+        entry = deserialize_entry(data, video_id)
+        entry["path"] = path
+        return entry
+
+    def store(self, video_id: str, uri: str, model_fp: str, features: np.ndarray,
+              frame_times: np.ndarray, model_info: Mapping) -> Optional[str]:
+        """Write the entry atomically; returns its path (None if the video cannot be stat'ed)."""
+        stamp = stat_video(uri)
+        if stamp is None:
+            return None
+        path = entry_path(self.cache_dir, video_id, model_fp,
+                          fingerprint(video_id, stamp, model_fp))
+        meta = {"uri": uri, "size": stamp.size, "mtime": stamp.mtime,
+                "model": model_identity(model_info)}
+        atomic_write_bytes(path, serialize_entry(video_id, features, frame_times, meta),
+                           self.tmp_dir)
+        return path

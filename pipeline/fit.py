@@ -1,0 +1,106 @@
+"""Fitting PCA and quantizer on the train split so that the result is bit-for-bit reproducible.
+
+compression's accumulators (float64 moments, histograms) merge in any order
+to float tolerance. That is not enough for the build's guarantee that a
+resumed build writes the same bytes as an uninterrupted one: a rerun feeds
+cached and freshly extracted videos to the fit in another order, the PCA moves
+in the last bits, and a whitened value lying on a quantizer boundary (common
+for the near-zero directions of small builds) changes its code.
+
+``OrderedCombine`` therefore makes the order part of the data: frames are keyed
+by ``video_id`` into a fixed number of buckets (by hash), each bucket adds its
+videos in ``video_id`` order with compression's own NumPy combiner, and the
+bucket accumulators are merged in bucket order. The result depends only on the
+set of train videos, whatever the runner, bundling or retries. Cost: one
+shuffle of the train features (as float16-rounded float32) and, at the end,
+``buckets`` accumulators in one worker (a (D, D) float64 moments accumulator is
+34 MB for D = 2048, so 16 buckets hold ~540 MB).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import apache_beam as beam
+import numpy as np
+
+DEFAULT_BUCKETS = 16
+
+
+def _bucket(video_id: str, buckets: int) -> int:
+    return int.from_bytes(hashlib.sha256(video_id.encode("utf-8")).digest()[:4], "big") % buckets
+
+
+def _make_combiner(kind: str):
+    if kind == "moments":
+        from compression.pca import MomentsCombiner
+        return MomentsCombiner()
+    if kind == "histogram":
+        from compression.quantize import HistogramCombiner
+        return HistogramCombiner()
+    raise ValueError(f"unknown combiner kind {kind!r}: 'moments' or 'histogram'")
+
+
+def _accumulate_bucket(kv, kind):
+    bucket, items = kv
+    combiner = _make_combiner(kind)
+    acc = combiner.create_accumulator()
+    for video_id, x in sorted(items, key=lambda t: t[0]):
+        acc = combiner.add_input(acc, x, name=f"video {video_id!r}")
+    if hasattr(combiner, "compact"):
+        acc = combiner.compact(acc)
+    return bucket, acc
+
+
+def _merge_in_order(accs, kind):
+    combiner = _make_combiner(kind)
+    ordered = [a for _, a in sorted(accs, key=lambda t: t[0])]
+    merged = combiner.merge_accumulators(ordered) if ordered else combiner.create_accumulator()
+    return combiner.extract_output(merged)
+
+
+class OrderedCombine(beam.PTransform):
+    """``(video_id, array)`` -> one element: the combiner's output, independent of arrival order.
+
+    ``kind``: ``moments`` (compression.pca.MomentsCombiner -> Moments) or
+    ``histogram`` (compression.quantize.HistogramCombiner -> Histogram).
+    """
+
+    def __init__(self, kind: str, buckets: int = DEFAULT_BUCKETS):
+        super().__init__()
+        _make_combiner(kind)  # validates the kind now, not on a worker
+        if not isinstance(buckets, int) or buckets < 1:
+            raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+        self.kind, self.buckets = kind, buckets
+
+    def expand(self, keyed):
+        kind, buckets = self.kind, self.buckets
+        per_bucket = (keyed
+                      | "ToBucket" >> beam.Map(lambda kv: (_bucket(kv[0], buckets), kv))
+                      | "GroupBucket" >> beam.GroupByKey()
+                      | "AccumulateInIdOrder" >> beam.Map(_accumulate_bucket, kind))
+        return (per_bucket
+                | "GatherBuckets" >> beam.combiners.ToList()
+                | "MergeInBucketOrder" >> beam.Map(_merge_in_order, kind))
+
+
+def pca_from_moments(moments, n_components: int):
+    from compression.pca import PCAWhitening
+    # A small build has fewer train frames than components: the PCA keeps the
+    # missing directions with eigenvalue 0 (a fixed basis, see compression.pca);
+    # dataset_info.json's fit.pca.rank tells the user.
+    return PCAWhitening.from_moments(moments, n_components=n_components,
+                                     allow_rank_deficient=True)
+
+
+def quantizer_from_histogram(hist, method: str):
+    from compression.quantize import Quantizer
+    if method == "uniform":
+        return Quantizer.uniform()
+    return Quantizer.from_histogram(hist)
+
+
+def whiten(kv, pca):
+    """(video_id, raw) -> (video_id, whitened) exactly as encode_frames whitens."""
+    from compression.codec import whiten_frames
+    vid, x = kv
+    return vid, np.asarray(whiten_frames(x, pca))

@@ -1,0 +1,159 @@
+"""Unit tests of the feature cache, the atomic writers and the progress display."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import cache as cache_lib
+from pipeline import io as pio
+from pipeline import progress
+
+MODEL = {"name": "inception_v3", "source": "random", "spec": "random", "path": None,
+         "sha256": None, "random": True, "seed": 0}
+
+
+def _video(tmp_path, name="a.mp4", data=b"x" * 100):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_entry_roundtrip_is_float16_rounded(tmp_path):
+    uri = _video(tmp_path)
+    c = cache_lib.FeatureCache(str(tmp_path / "cache"), str(tmp_path / "tmp"))
+    fp = cache_lib.model_fingerprint(MODEL)
+    feats = np.random.default_rng(0).uniform(0, 10, (3, 2048)).astype(np.float32)
+    times = np.array([0.0, 1.0, 2.0])
+    path = c.store("a", uri, fp, feats, times, MODEL)
+    assert path == c.path_for("a", uri, fp)
+    entry = c.load(path, "a")
+    np.testing.assert_array_equal(entry["features"], cache_lib.as_cached(feats))
+    assert entry["features"].dtype == np.float32
+    np.testing.assert_array_equal(entry["frame_times"], times)
+    assert entry["meta"]["video_id"] == "a" and entry["meta"]["size"] == 100
+    # On disk: float16, half the float32 bytes.
+    with np.load(path) as z:
+        assert z["features"].dtype == np.float16
+    # Nothing half-written is left in the temp folder.
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_fingerprint_changes_with_file_and_model(tmp_path):
+    uri = _video(tmp_path)
+    c = cache_lib.FeatureCache(str(tmp_path / "cache"), str(tmp_path / "tmp"))
+    fp = cache_lib.model_fingerprint(MODEL)
+    p1 = c.path_for("a", uri, fp)
+    other_model = cache_lib.model_fingerprint(dict(MODEL, seed=1))
+    assert other_model != fp
+    assert c.path_for("a", uri, other_model) != p1
+    # Same size, new mtime: another entry (the video changed).
+    os.utime(uri, (time.time() + 100, time.time() + 100))
+    assert c.path_for("a", uri, fp) != p1
+    # The location of the weights file does not matter when its sha256 is known.
+    m = dict(MODEL, source="keras-file", random=False, sha256="ab" * 32, path="/x/w.h5")
+    assert cache_lib.model_fingerprint(m) == cache_lib.model_fingerprint(dict(m, path="/y/w.h5"))
+    assert c.path_for("a", str(tmp_path / "missing.mp4"), fp) is None
+
+
+def test_entries_for_finds_newest_without_touching_the_video(tmp_path):
+    uri = _video(tmp_path)
+    c = cache_lib.FeatureCache(str(tmp_path / "cache"), str(tmp_path / "tmp"))
+    fp = cache_lib.model_fingerprint(MODEL)
+    f = np.ones((2, 2048), np.float32)
+    old = c.store("a", uri, fp, f, [0.0, 1.0], MODEL)
+    os.utime(uri, (time.time() + 100, time.time() + 100))
+    new = c.store("a", uri, fp, 2 * f, [0.0, 1.0], MODEL)
+    os.remove(uri)
+    assert c.entries_for("a", fp) == [new, old]
+    assert c.entries_for("b", fp) == []
+    assert c.entries_for("a", cache_lib.model_fingerprint(dict(MODEL, seed=3))) == []
+
+
+def test_corrupt_or_foreign_entry_is_a_cache_error(tmp_path):
+    uri = _video(tmp_path)
+    c = cache_lib.FeatureCache(str(tmp_path / "cache"), str(tmp_path / "tmp"))
+    fp = cache_lib.model_fingerprint(MODEL)
+    path = c.store("a", uri, fp, np.ones((1, 2048)), [0.0], MODEL)
+    with pytest.raises(cache_lib.CacheError, match="not 'b'"):
+        c.load(path, "b")
+    with open(path, "wb") as fh:
+        fh.write(b"truncated")
+    with pytest.raises(cache_lib.CacheError, match="unreadable"):
+        c.load(path, "a")
+
+
+def test_safe_id_hashes_unsafe_ids():
+    assert cache_lib.safe_id("abc_D-1") == "abc_D-1"
+    for bad in ("../etc", "a/b", "é", ".hidden", "x" * 200):
+        s = cache_lib.safe_id(bad)
+        assert "/" not in s and s.startswith("h") and len(s) == 33
+
+
+def test_atomic_write_and_publish(tmp_path):
+    staging, out = str(tmp_path / "stage"), str(tmp_path / "out")
+    for name in ("train-00000-of-00002", "train-00001-of-00002", "test-00000-of-00001"):
+        pio.atomic_write(pio.join(staging, "frame", name + ".tfrecord"), b"abc")
+    pio.atomic_write(pio.join(staging, "failures.jsonl"), "")
+    # A stale shard of an earlier build with more shards must disappear.
+    pio.atomic_write(pio.join(out, "frame", "train-00002-of-00003.tfrecord"), b"old")
+    sizes = pio.publish(staging, out, ["failures.jsonl"])
+    assert sorted(os.listdir(tmp_path / "out" / "frame")) == [
+        "test-00000-of-00001.tfrecord", "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord"]
+    assert sizes[("frame", "train")] == {"files": 2, "bytes": 6}
+    assert sizes[("video", "validate")] == {"files": 0, "bytes": 0}
+    assert (tmp_path / "out" / "failures.jsonl").exists()
+    with pytest.raises(FileNotFoundError, match="did not stage 'counts.json'"):
+        pio.publish(staging, out, ["counts.json"])
+
+
+def test_write_single_file_is_sorted_and_written_when_empty(tmp_path):
+    path = str(tmp_path / "f.jsonl")
+    empty = str(tmp_path / "empty.jsonl")
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        _ = (p | "Items" >> beam.Create([{"video_id": "b"}, {"video_id": "a"}])
+             | "W" >> pio.WriteSingleFile(path, pio.jsonl_render,
+                                          sort_key=lambda r: r["video_id"]))
+        written = (p | "None" >> beam.Create([]) | "W2" >> pio.WriteSingleFile(
+            empty, pio.jsonl_render))
+        assert_that(written, equal_to([empty]))
+    lines = open(path).read().splitlines()
+    assert [json.loads(x)["video_id"] for x in lines] == ["a", "b"]
+    assert open(empty).read() == ""
+
+
+def test_progress_log_and_render(tmp_path):
+    folder = str(tmp_path / "progress")
+    log = progress.ProgressLog(folder)
+    log.record("total", 4)
+    log.record("cached", 5)
+    log.record("extracted", 10)
+    log.record("failed")
+    with pytest.raises(ValueError, match="unknown progress event"):
+        log.record("done")
+    state = progress.read_progress(folder)
+    assert state["videos"] == {"total": 4, "cached": 1, "extracted": 1, "failed": 1}
+    assert state["frames"]["extracted"] == 10
+    line = progress.render_line(state, elapsed=5.0)
+    assert "3/4 videos" in line and "2.0 frames/s" in line and "left 00:05" in line
+    progress.ProgressLog(None).record("cached", 1)  # no folder: a no-op
+
+
+def test_monitor_prints_plain_lines_when_not_a_tty(tmp_path):
+    folder = str(tmp_path / "p")
+    progress.ProgressLog(folder).record("total", 2)
+    buf = io.StringIO()
+    with progress.ProgressMonitor(folder, stream=buf, interval_s=0.01):
+        progress.ProgressLog(folder).record("extracted", 3)
+        time.sleep(0.05)
+    out = buf.getvalue().splitlines()
+    assert out and all(x.startswith("progress: ") for x in out)
+    assert "1/2 videos" in out[-1]
