@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up chatter (no CUDA device found, ...) drowns the
+    # progress and the summary on CPU machines; real errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()

@@ -3,7 +3,7 @@
 Figures (``run(quick)``):
 
 * ``decode_watchdog_overhead``: ``sample_frames`` with ``timeout_s`` set (the
-  decode runs under a watchdog thread, docs/failure_handling.md) against the
+  decode runs under a watchdog thread, README.md "Failure handling") against the
   same call without a timeout, on the same 720p H.264 file, alternating runs,
   best of each. ratio = plain time / watchdog time; target >= 0.95 (the hard
   timeout costs under 5%).

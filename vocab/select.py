@@ -195,16 +195,17 @@ class _FilterRareEntities(beam.DoFn):
     def process(self, joined):
         kg, groups = joined
         infos = list(groups["info"])
-        if not infos:
-            return  # counts only exist for visual entities; defensive for partial inputs
-        count = sum(groups["count"])
-        if count < self.min_videos:
-            _COUNTERS.inc("vocab_entities_excluded_too_few_videos")
-            yield beam.pvalue.TaggedOutput(self.EXCLUDED, {
-                "kg_id": kg, "reason": "too_few_videos",
-                "detail": f"{count} sampled videos < {self.min_videos}"})
-            return
-        yield kg, (count, infos[0])
+        # Counts only exist for visual entities; an entity without its info is
+        # skipped (defensive for partial inputs).
+        if infos:
+            count = sum(groups["count"])
+            if count < self.min_videos:
+                _COUNTERS.inc("vocab_entities_excluded_too_few_videos")
+                yield beam.pvalue.TaggedOutput(self.EXCLUDED, {
+                    "kg_id": kg, "reason": "too_few_videos",
+                    "detail": f"{count} sampled videos < {self.min_videos}"})
+            else:
+                yield kg, (count, infos[0])
 
 
 def _build_index(kept: list) -> dict:

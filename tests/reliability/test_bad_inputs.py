@@ -2,7 +2,7 @@
 
 One build (``hostile_build``, conftest.py) over a manifest that mixes four good
 videos with every bad video of issue 8 and every kind of bad manifest row.
-Guarantees checked here (docs/failure_handling.md):
+Guarantees checked here (README.md, "Failure handling"):
 
 - each bad video that cannot give frames is one line of failures.jsonl with
   stage ``decode``, its failure kind and a message that says what to do;
