@@ -198,14 +198,24 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "mixed precision); prints JSON")
     p.add_argument("--results", default=str(RESULTS), help="where to write results.json")
     p.add_argument("--no_readme", action="store_true", help="do not rewrite the README table")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the figures of modules not run from the existing results.json "
+                        "(with --only: refresh some modules' figures)")
     args = p.parse_args(argv)
     if args.gpu:
         from benchmarks import extract_bench
         print(json.dumps(extract_bench.run_gpu(), indent=2))
         return 0
     t0 = time.perf_counter()
-    figures = run_modules(args.only or MODULES, args.quick)
+    modules = args.only or MODULES
+    figures = run_modules(modules, args.quick)
     elapsed = time.perf_counter() - t0
+    if args.merge and Path(args.results).exists():
+        old = json.loads(Path(args.results).read_text())
+        kept = [f for f in old.get("figures", []) if f.get("module") not in modules]
+        figures = sorted(kept + figures, key=lambda f: (
+            MODULES.index(f["module"]) if f.get("module") in MODULES else len(MODULES)))
+        elapsed += float(old.get("elapsed_s") or 0.0)
     results = {"date": time.strftime("%Y-%m-%d"), "mode": "quick" if args.quick else "full",
                "elapsed_s": elapsed, "machine": machine_info(), "versions": versions(),
                "figures": figures}
@@ -217,7 +227,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if results["missing"]:
         print(f"\nmissing figures: {', '.join(results['missing'])}")
     print(f"\n{len(figures)} figures in {elapsed:.0f} s -> {args.results}")
-    if not args.no_readme and not args.only:
+    if not args.no_readme and (args.merge or not args.only):
         update_readme(results)
         print(f"README table updated ({README})")
     return 0
