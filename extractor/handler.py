@@ -8,8 +8,8 @@ their frame again after batching::
 
     RunInference(KeyedModelHandler(InceptionModelHandler("imagenet", batch_size=32)))
 
-with elements ``((video_id, frame_index), uint8 (299, 299, 3))`` ->
-``((video_id, frame_index), float32 (2048,))``.
+with elements ``(key, uint8 (299, 299, 3))`` -> ``(key, float32 (2048,))``
+(``ExtractFeatures`` keys frames by ``FrameKey(video_id, index, count)``).
 """
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ class InceptionModelHandler(ModelHandler[np.ndarray, np.ndarray, "weights_lib.Fe
     """Frames (uint8 HxWx3) -> 2048-d float32 features, batched by ``BatchElements``.
 
     ``batch_size`` fixes the batch the model sees (minimum and maximum of
-    Beam's batching, so the network runs on full batches except at the end of
-    a bundle). The model is loaded once per worker process by RunInference;
+    Beam's batching). The last, shorter batch of a bundle is padded to
+    ``batch_size`` (its last frame repeated, the extra outputs dropped), so the
+    network always runs on one shape and a frame's features do not depend on
+    which frames shared its batch: an interrupted and resumed build gives the
+    same bytes as an uninterrupted one at any batch size. The model is loaded once per worker process by RunInference;
     ``share_model_across_processes`` (off by default) makes Beam keep one copy
     per machine instead, for accelerators with little memory.
     """
@@ -66,11 +69,25 @@ class InceptionModelHandler(ModelHandler[np.ndarray, np.ndarray, "weights_lib.Fe
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[np.ndarray]:
         if not batch:
             return []
-        # Plain vectors, not PredictionResults: carrying each 268 KB frame next
-        # to its feature through the shuffle that follows would cost far more
-        # than the features themselves.
-        features = model.predict(np.stack(batch))
-        return list(features)
+        frames = np.stack(batch)
+        n, size = len(frames), self.batch_size
+        # The network always sees exactly `batch_size` frames: oneDNN (and
+        # cuDNN) pick kernels and reduction orders by input shape, so a frame's
+        # features would otherwise depend on how many neighbours shared its
+        # batch, and a resumed build (other batches) would differ from an
+        # uninterrupted one in a few float16 values. Short batches are padded
+        # by repeating their last frame; larger inputs (direct calls) go in
+        # chunks of `batch_size`. The padding's outputs are dropped.
+        chunks = []
+        for start in range(0, n, size):
+            chunk = frames[start:start + size]
+            real = len(chunk)
+            if real < size:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - real, axis=0)])
+            chunks.append(np.asarray(model.predict(chunk))[:real])
+        # Plain vectors, not PredictionResults: the frames need not travel on
+        # with their features.
+        return list(chunks[0] if len(chunks) == 1 else np.concatenate(chunks))
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         # The default pickles the whole batch just to measure it.

@@ -3,19 +3,28 @@
 Steps (each labelled):
 
 1. ``DecodeFrames`` (``DecodeVideoFn``): ``extractor.decode.sample_frames`` on
-   each video; emits every sampled frame keyed ``(video_id, frame_index)``,
-   one ``meta`` record per video (frame times, frame count, the video's other
-   fields) and, for a video that cannot be read, a failure record
-   ``{"video_id", "uri", "stage": "decode", "error", "kind"}``. Decoding runs
-   in a background thread one video ahead, so the next video is decoded while
-   the network works on the current batch (FFmpeg and TensorFlow both release
-   the GIL).
-2. ``RunInference``: ``KeyedModelHandler(InceptionModelHandler)`` batches frames
-   from many videos to the network; a batch that fails becomes ``stage:
-   "model"`` failures for its videos instead of stopping the pipeline.
-3. ``GroupByVideo`` + ``AssembleVideo``: a ``CoGroupByKey`` per video, frames
-   ordered by index -> ``(video_id, {"features": float32 (F, 2048),
-   "frame_times": float64 (F,), "decode_warnings": [...], **other fields})``.
+   each video; emits, in one stream, a ``VideoMeta`` record per video (frame
+   times, the video's other fields) followed by its frames keyed
+   ``FrameKey(video_id, index, count)``, and, for a video that cannot be read,
+   a failure record ``{"video_id", "uri", "stage": "decode", "error", "kind"}``.
+   Decoding runs in a background thread one video ahead, so the next video is
+   decoded while the network works on the current batch (FFmpeg and
+   TensorFlow both release the GIL).
+2. ``RunInference`` with ``VideoStreamHandler(InceptionModelHandler)``: frames
+   from many videos share batches of ``batch_size`` (meta records ride along,
+   weighing nothing); a batch whose inference raises becomes ``stage: "model"``
+   failures for its videos instead of stopping the pipeline.
+3. ``AssembleVideo`` (``AssembleVideoFn``): frames ordered by index ->
+   ``(video_id, {"features": float32 (F, 2048), "frame_times": float64 (F,),
+   "decode_warnings": [...], **other fields})``.
+
+There is no shuffle and no multi-input ``Flatten`` after decoding (a runner may
+execute a ``Flatten`` as a stage boundary): the three steps form one chain that
+fuses into one stage, and ``count`` in each frame's key tells the assembler
+when a video is whole. So each video is emitted (and cached downstream) as soon
+as its last frame leaves the network, not after all inference; a build killed
+part way keeps what it finished. A video's frames never span bundles (bundles
+split between input videos).
 
 Counters (namespace ``yt8m``): ``extract_videos_decoded``,
 ``extract_frames_decoded``, ``extract_decode_failures``,
@@ -41,7 +50,27 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "yt8m"
 FAILURES = "failures"
-META = "meta"
+
+
+class FrameKey(NamedTuple):
+    """Key of one sampled frame through ``RunInference``.
+
+    ``count`` (the video's number of sampled frames) travels with every frame
+    so that the assembler knows when a video is complete without a shuffle.
+    """
+    video_id: str
+    index: int
+    count: int
+
+
+class VideoMeta(NamedTuple):
+    """Key of a video's meta record, which travels in the frames' stream ahead of them."""
+    video_id: str
+
+
+class BatchFailure(NamedTuple):
+    """Stands in for a frame's features when its inference batch raised."""
+    error: str
 
 
 def failure_record(video: Any, stage: str, error: str, kind: Optional[str] = None) -> dict:
@@ -55,7 +84,7 @@ def failure_record(video: Any, stage: str, error: str, kind: Optional[str] = Non
 
 
 class DecodeVideoFn(beam.DoFn):
-    """Video dict -> keyed frames (main), ``meta`` per video, ``failures``.
+    """Video dict -> ``(VideoMeta, meta)`` then ``(FrameKey, frame)``s (main), ``failures``.
 
     ``prefetch`` videos are decoded ahead in background threads (0: decode in
     ``process``). Results are emitted in input order; at most ``prefetch``
@@ -141,57 +170,156 @@ class DecodeVideoFn(beam.DoFn):
         self._decoded.inc()
         self._frames.inc(n)
         passthrough = dict(video)
-        yield pvalue.TaggedOutput(META, wv((vid, {
+        # In the frames' stream, not a side output: see the module docstring.
+        yield wv((VideoMeta(vid), {
             "num_frames": n, "frame_times": np.asarray(result.times, np.float64),
-            "decode_warnings": list(result.warnings), "video": passthrough})))
+            "decode_warnings": list(result.warnings), "video": passthrough}))
         for i in range(n):
-            yield wv(((vid, i), result.frames[i]))
+            yield wv((FrameKey(vid, i, n), result.frames[i]))
 
 
-def _failed_batch_to_videos(failed):
-    """RunInference dead letter ``(batch, exception)`` -> ``(video_id, error)`` per video."""
-    batch, exc = failed
-    error = f"model inference failed on a batch of {len(batch)} frames: " \
-            f"{type(exc).__name__}: {exc}"
-    for vid in sorted({key[0] for key, _ in batch}):
-        yield vid, error
+def _frame_weight(element) -> int:
+    """``BatchElements`` weight: frames count toward ``batch_size``, meta records do not."""
+    return 1 if isinstance(element[0], FrameKey) else 0
+
+
+class VideoStreamHandler(KeyedModelHandler):
+    """``KeyedModelHandler`` over the decoder's stream of meta records and keyed frames.
+
+    Frames go to the wrapped handler (at most ``batch_size`` per batch: meta
+    records weigh 0 in ``BatchElements``); meta records pass through
+    unchanged. A batch whose inference raises yields a ``BatchFailure`` for
+    each of its frames, so the failure reaches the assembler in the same
+    stream (a dead-letter output would need a ``Flatten``, a stage boundary).
+    """
+
+    def __init__(self, frame_handler: InceptionModelHandler):
+        super().__init__(frame_handler)
+        self._frame_handler = frame_handler
+
+    def batch_elements_kwargs(self):
+        return {**self._frame_handler.batch_elements_kwargs(), "element_size_fn": _frame_weight}
+
+    def run_inference(self, batch, model, inference_args=None):
+        frames = [frame for key, frame in batch if isinstance(key, FrameKey)]
+        outs: list = []
+        if frames:
+            try:
+                outs = list(self._frame_handler.run_inference(frames, model, inference_args))
+                if len(outs) != len(frames):
+                    raise RuntimeError(f"the model handler returned {len(outs)} results for "
+                                       f"{len(frames)} frames")
+            except Exception as e:  # noqa: BLE001 - a per-video problem never stops a build
+                log.exception("inference failed on a batch of %d frames", len(frames))
+                outs = [BatchFailure(f"model inference failed on a batch of {len(frames)} "
+                                     f"frames: {type(e).__name__}: {e}")] * len(frames)
+        it = iter(outs)
+        return [(key, next(it) if isinstance(key, FrameKey) else value) for key, value in batch]
+
+    def get_num_bytes(self, batch) -> int:
+        return self._frame_handler.get_num_bytes(
+            [frame for key, frame in batch if isinstance(key, FrameKey)])
+
+
+class _PendingVideo:
+    """What the assembler holds for one video until its last frame is accounted for."""
+
+    __slots__ = ("meta", "features", "lost", "errors", "count", "window", "timestamp")
+
+    def __init__(self, window, timestamp):
+        self.meta: Optional[dict] = None
+        self.features: dict = {}  # frame index -> float32 (2048,)
+        self.lost: set = set()  # frame indices of failed batches
+        self.errors: list = []
+        self.count: Optional[int] = None
+        self.window, self.timestamp = window, timestamp
+
+    def complete(self) -> bool:
+        return (self.meta is not None
+                and len(self.features.keys() | self.lost) >= self.meta["num_frames"])
 
 
 class AssembleVideoFn(beam.DoFn):
-    """CoGroupByKey result -> ``(video_id, features dict)`` or a ``model`` failure."""
+    """``RunInference`` output -> ``(video_id, features dict)`` or ``model`` failures.
+
+    Input: ``(VideoMeta, meta)``, ``(FrameKey, float32 (2048,))`` and
+    ``(FrameKey, BatchFailure)``, in any order. Keeps, per bundle, what has
+    arrived for each unfinished video and emits a video the moment its meta
+    record and all its frames have arrived. Anything still incomplete at the
+    end of the bundle becomes a ``stage: "model"`` failure: that only happens
+    if a step that splits the fused stage was put between decoding and assembly.
+    """
 
     def setup(self):
         self._done = Metrics.counter(NAMESPACE, "extract_videos_done")
         self._frames = Metrics.counter(NAMESPACE, "extract_frames_done")
         self._failed = Metrics.counter(NAMESPACE, "extract_model_failures")
 
-    def process(self, joined):
-        vid, groups = joined
-        metas = list(groups[META])
-        if metas:  # always, unless frames arrived without their video (nothing to report)
-            yield from self._assemble(vid, metas[0], groups)
+    def start_bundle(self):
+        self._pending: dict = {}
+        # Ids emitted in this bundle: a later record for one (a duplicate id in
+        # the input) must not open a video that can never complete.
+        self._emitted: set = set()
 
-    def _assemble(self, vid, meta, groups):
-        video = meta["video"]
-        errors = sorted(set(groups["errors"]))
-        # A retried bundle cannot duplicate GroupByKey inputs, but index by
-        # frame anyway so that order comes from the index, never arrival.
-        by_index = {int(i): np.asarray(f, np.float32) for i, f in groups["features"]}
-        n = meta["num_frames"]
-        if errors or sorted(by_index) != list(range(n)):
-            self._failed.inc()
-            error = "; ".join(errors) if errors else (
-                f"got features for {len(by_index)} of {n} sampled frames")
-            yield pvalue.TaggedOutput(FAILURES, failure_record(video, "model", error))
+    def process(self, element, window=beam.DoFn.WindowParam,
+                timestamp=beam.DoFn.TimestampParam):
+        key, value = element
+        vid = key.video_id
+        if vid in self._emitted:
+            log.warning("video_id %r appears more than once in the input; only its first "
+                        "copy is extracted (give every video a unique id)", vid)
+            return
+        video = self._pending.get(vid)
+        if video is None:
+            video = self._pending[vid] = _PendingVideo(window, timestamp)
+        if isinstance(key, VideoMeta):
+            if video.meta is None:
+                video.meta = value
+            else:
+                log.warning("video_id %r appears more than once in the input; only its first "
+                            "copy is extracted (give every video a unique id)", vid)
         else:
-            yield self._features(vid, video, meta, by_index, n)
+            video.count = key.count
+            if isinstance(value, BatchFailure):
+                video.lost.add(int(key.index))
+                video.errors.append(value.error)
+            else:
+                # Indexed by frame: order comes from the index, never from arrival.
+                video.features[int(key.index)] = np.asarray(value, np.float32)
+        if video.complete():
+            del self._pending[vid]
+            self._emitted.add(vid)
+            yield self._assemble(vid, video)
 
-    def _features(self, vid, video, meta, by_index, n):
-        features = (np.stack([by_index[i] for i in range(n)]) if n
+    def finish_bundle(self):
+        for vid, video in sorted(self._pending.items()):
+            meta = video.meta or {"video": {"video_id": vid}, "num_frames": video.count}
+            have = len(video.features)
+            error = (f"video {vid!r}: got features for {have} of {meta['num_frames']} sampled "
+                     f"frames{'' if video.meta else ' and no decode record'} by the end of "
+                     f"the bundle; ExtractFeatures' decode, inference and assembly must run "
+                     f"fused in one stage (do not put a Reshuffle or GroupByKey inside it)")
+            if video.errors:
+                error = "; ".join(sorted(set(video.errors))) + "; " + error
+            self._failed.inc()
+            yield pvalue.TaggedOutput(FAILURES, WindowedValue(
+                failure_record(meta["video"], "model", error), video.timestamp,
+                (video.window,)))
+        self._pending.clear()
+
+    def _assemble(self, vid, video: _PendingVideo):
+        meta = video.meta
+        n = meta["num_frames"]
+        if video.errors or sorted(video.features) != list(range(n)):
+            self._failed.inc()
+            error = "; ".join(sorted(set(video.errors))) if video.errors else (
+                f"got features for {len(video.features)} of {n} sampled frames")
+            return pvalue.TaggedOutput(FAILURES, failure_record(meta["video"], "model", error))
+        features = (np.stack([video.features[i] for i in range(n)]) if n
                     else np.zeros((0, 2048), np.float32))
         self._done.inc()
         self._frames.inc(n)
-        out = dict(video)
+        out = dict(meta["video"])
         out.update(features=features, frame_times=meta["frame_times"],
                    decode_warnings=meta["decode_warnings"])
         return vid, out
@@ -256,15 +384,11 @@ class ExtractFeatures(beam.PTransform):
                             f"got {type(videos).__name__}")
         decoded = videos | "DecodeFrames" >> beam.ParDo(DecodeVideoFn(
             self.fps, self.max_seconds, self.size, self.decode_timeout_s,
-            self.on_decode_error, self.prefetch)).with_outputs(FAILURES, META, main="frames")
-        inferred, dead = (decoded.frames
-                          | "RunInference" >> RunInference(
-                              KeyedModelHandler(self.model_handler)).with_exception_handling())
-        features = inferred | "KeyByVideo" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1])))
-        errors = dead.failed_inferences | "FailedBatchToVideos" >> beam.FlatMap(
-            _failed_batch_to_videos)
-        assembled = ({"features": features, META: decoded[META], "errors": errors}
-                     | "GroupByVideo" >> beam.CoGroupByKey()
+            self.on_decode_error, self.prefetch)).with_outputs(FAILURES, main="frames")
+        # One chain, no Flatten or shuffle: decode, batching, inference and
+        # assembly fuse into one stage (see the module docstring).
+        assembled = (decoded.frames
+                     | "RunInference" >> RunInference(VideoStreamHandler(self.model_handler))
                      | "AssembleVideo" >> beam.ParDo(AssembleVideoFn()).with_outputs(
                          FAILURES, main="features"))
         failures = ((decoded[FAILURES], assembled[FAILURES])

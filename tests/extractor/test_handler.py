@@ -70,3 +70,42 @@ def test_keyed_run_inference_on_fnapi_runner(frames4, random_features):
         out = (p | beam.Create(keyed)
                | RunInference(KeyedModelHandler(InceptionModelHandler("random", batch_size=2))))
         assert_that(out, check)
+
+
+class _ShapeRecorder:
+    """A stand-in network: records each input shape; feature = the frame's first 2048 bytes."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def predict(self, frames):
+        self.shapes.append(frames.shape)
+        return frames.reshape(len(frames), -1)[:, :2048].astype(np.float32)
+
+
+@pytest.mark.parametrize("n, calls", [(1, 1), (3, 1), (4, 1), (9, 3)])
+def test_network_always_sees_full_batches_and_padding_is_dropped(frames4, n, calls):
+    handler = InceptionModelHandler("random", batch_size=4)
+    model = _ShapeRecorder()
+    batch = [frames4[i % 4] for i in range(n)]
+    out = handler.run_inference(batch, model)
+    assert model.shapes == [(4, 299, 299, 3)] * calls
+    assert len(out) == n
+    np.testing.assert_array_equal(
+        np.stack(out), np.stack(batch).reshape(n, -1)[:, :2048].astype(np.float32))
+
+
+def test_features_do_not_depend_on_batch_neighbours(random_model, frames4,
+                                                    random_features):
+    """A frame's features are bitwise equal alone, in a partial batch and in full batches."""
+    handler = InceptionModelHandler("random", batch_size=4)
+    f = frames4
+    alone = handler.run_inference([f[0]], random_model)[0]
+    partial = handler.run_inference([f[1], f[0]], random_model)[1]
+    full = handler.run_inference([f[2], f[3], f[1], f[0]], random_model)[3]
+    other = handler.run_inference([f[0], f[3], f[3], f[2]], random_model)[0]
+    for name, vec in (("partial", partial), ("full", full), ("other neighbours", other)):
+        assert np.array_equal(vec, alone), (
+            f"{name}: max |diff| {np.abs(vec - alone).max()} vs the frame run alone")
+    # And they are the network's features of that frame.
+    np.testing.assert_allclose(alone, random_features[0], atol=ATOL)

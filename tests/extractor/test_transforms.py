@@ -9,7 +9,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from extractor.decode import sample_frames
 from extractor.handler import InceptionModelHandler
-from extractor.transforms import DecodeVideoFn, ExtractFeatures, ExtractResult
+from extractor.transforms import (AssembleVideoFn, BatchFailure, DecodeVideoFn, ExtractFeatures,
+                                  ExtractResult, FrameKey, VideoMeta)
 
 ATOL = 1e-4
 
@@ -89,22 +90,115 @@ def test_failed_inference_becomes_model_failures_for_its_videos(extract_videos, 
                     equal_to([("dark", "model", True)]), label="CheckFailures")
 
 
+class _LoggingHandler(InceptionModelHandler):
+    """Appends ``call <number of frames>`` to a side file after each inference batch."""
+
+    def __init__(self, log_path, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_path = str(log_path)
+
+    def run_inference(self, batch, model, inference_args=None):
+        out = super().run_inference(batch, model, inference_args)
+        with open(self.log_path, "a") as f:
+            f.write(f"call {len(batch)}\n")
+        return out
+
+
+def _log_emission(kv, log_path):
+    with open(log_path, "a") as f:
+        f.write(f"emit {kv[0]} {len(kv[1]['features'])}\n")
+    return kv
+
+
+def test_videos_are_emitted_as_soon_as_their_last_frame_is_inferred(extract_videos, tmp_path):
+    """No shuffle after inference: a video leaves before the bundle's last batch has run."""
+    log_path = tmp_path / "events.log"
+    videos = [{"video_id": "a", "uri": extract_videos["a"]},
+              {"video_id": "b", "uri": extract_videos["b"]}]
+    with TestPipeline(runner="FnApiRunner") as p:
+        res = p | beam.Create(videos) | ExtractFeatures(
+            model_handler=_LoggingHandler(log_path, "random", batch_size=2))
+        emitted = res.features | "LogEmission" >> beam.Map(_log_emission, str(log_path))
+        assert_that(emitted | beam.Map(lambda kv: (kv[0], kv[1]["features"].shape)),
+                    equal_to([("a", (3, 2048)), ("b", (2, 2048))]))
+    events = [e.split() for e in log_path.read_text().splitlines()]
+    calls = [i for i, e in enumerate(events) if e[0] == "call"]
+    emits = [i for i, e in enumerate(events) if e[0] == "emit"]
+    assert len(calls) == 3 and len(emits) == 2, events  # 5 frames in batches of 2
+    assert emits[0] < calls[-1], f"every video waited for all of the bundle's inference: {events}"
+    # ... and none before its own frames: frames inferred so far >= frames emitted so far.
+    for i in emits:
+        inferred = sum(int(e[1]) for e in events[:i] if e[0] == "call")
+        assert inferred >= sum(int(e[2]) for e in events[:i + 1] if e[0] == "emit"), events
+
+
+def test_features_are_bitwise_equal_whatever_the_batch_neighbours(extract_videos, tmp_path):
+    """A resumed build batches a video differently; its features must not change by a bit."""
+    def run(vids):
+        with TestPipeline(runner="FnApiRunner") as p:
+            res = (p | beam.Create([{"video_id": k, "uri": extract_videos[k]} for k in vids])
+                   | ExtractFeatures("random", batch_size=4))
+            _ = res.features | beam.Map(
+                lambda kv: np.save(str(tmp_path / f"{len(vids)}_{kv[0]}.npy"), kv[1]["features"]))
+
+    run(["a", "b"])  # b0 shares a batch with a's frames, b1 is padded
+    run(["b"])  # b alone: one batch, half padding
+    together, alone = np.load(tmp_path / "2_b.npy"), np.load(tmp_path / "1_b.npy")
+    assert together.shape == alone.shape == (2, 2048)
+    assert np.array_equal(together, alone), np.abs(together - alone).max()
+
+
+def test_assembler_orders_frames_and_reports_incomplete_videos():
+    """Out-of-order frames, a 0-frame video, and videos still incomplete at the bundle's end."""
+    vec = lambda x: np.full(2048, x, np.float32)  # noqa: E731
+
+    def meta(vid, n):
+        return (VideoMeta(vid), {"num_frames": n, "frame_times": np.arange(n, dtype=np.float64),
+                                 "decode_warnings": [],
+                                 "video": {"video_id": vid, "uri": vid + ".mp4"}})
+
+    elements = [(FrameKey("v", 1, 2), vec(1)), meta("v", 2), (FrameKey("v", 0, 2), vec(0)),
+                meta("empty", 0),
+                meta("half", 2), (FrameKey("half", 0, 2), vec(0)),
+                (FrameKey("orphan", 0, 3), vec(0)),
+                meta("lost", 2), (FrameKey("lost", 0, 2), vec(0)),
+                (FrameKey("lost", 1, 2), BatchFailure("model inference failed: boom"))]
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = (p | beam.Create([elements]) | beam.FlatMap(lambda xs: xs)
+               | beam.ParDo(AssembleVideoFn()).with_outputs("failures", main="features"))
+        assert_that(out.features | beam.Map(lambda kv: (kv[0], kv[1]["features"][:, 0].tolist(),
+                                                        kv[1]["uri"])),
+                    equal_to([("v", [0.0, 1.0], "v.mp4"), ("empty", [], "empty.mp4")]),
+                    label="CheckFeatures")
+        assert_that(out.failures | beam.Map(lambda r: (r["video_id"], r["stage"],
+                                                       r["error"].split(" by the end")[0])),
+                    equal_to([("half", "model",
+                               "video 'half': got features for 1 of 2 sampled frames"),
+                              ("orphan", "model", "video 'orphan': got features for 1 of 3 "
+                                                  "sampled frames and no decode record"),
+                              ("lost", "model", "model inference failed: boom")]),
+                    label="CheckFailures")
+
+
 def _run_decode_only(videos, frames=None, failures=None, meta=None, **kwargs):
-    """Runs DecodeVideoFn alone and checks its three outputs.
+    """Runs DecodeVideoFn alone and checks its outputs.
 
     ``frames``: [(video_id, index)] in any order; ``failures``: [(video_id,
     kind)]; ``meta``: [(video_id, num_frames, frame_times)].
     """
     with TestPipeline(runner="FnApiRunner") as p:
         dec = p | beam.Create(videos) | beam.ParDo(DecodeVideoFn(**kwargs)).with_outputs(
-            "failures", "meta", main="frames")
-        assert_that(dec.frames | beam.Map(lambda kv: (kv[0][0], kv[0][1], kv[1].shape)),
-                    equal_to([(v, i, (299, 299, 3)) for v, i in frames or []]),
+            "failures", main="frames")
+        assert_that(dec.frames | "Frames" >> beam.Filter(lambda kv: isinstance(kv[0], FrameKey))
+                    | beam.Map(lambda kv: (kv[0].video_id, kv[0].index, kv[0].count,
+                                           kv[1].shape)),
+                    equal_to([(v, i, n, (299, 299, 3)) for v, i, n in frames or []]),
                     label="CheckFrames")
         assert_that(dec.failures | beam.Map(lambda r: (r["video_id"], r["kind"])),
                     equal_to(failures or []), label="CheckFailures")
-        assert_that(dec.meta | beam.Map(lambda kv: (kv[0], kv[1]["num_frames"],
-                                                     tuple(kv[1]["frame_times"]))),
+        assert_that(dec.frames | "Meta" >> beam.Filter(lambda kv: isinstance(kv[0], VideoMeta))
+                    | beam.Map(lambda kv: (kv[0].video_id, kv[1]["num_frames"],
+                                           tuple(kv[1]["frame_times"]))),
                     equal_to(meta or []), label="CheckMeta")
 
 
@@ -112,7 +206,7 @@ def _run_decode_only(videos, frames=None, failures=None, meta=None, **kwargs):
 def test_decoder_outputs_inline_and_prefetching(extract_videos, prefetch):
     _run_decode_only(
         _videos(extract_videos), prefetch=prefetch,
-        frames=[("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)],
+        frames=[("a", 0, 3), ("a", 1, 3), ("a", 2, 3), ("b", 0, 2), ("b", 1, 2)],
         failures=[("bad", "not_video"), ("gone", "missing")],
         meta=[("a", 3, (0.0, 1.0, 2.0)), ("b", 2, (0.0, 1.0))])
 
