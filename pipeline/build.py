@@ -53,6 +53,56 @@ def failure_record(video: dict, stage: str, error: str) -> dict:
             "stage": stage, "error": str(error)}
 
 
+# Decode warnings by kind: (kind, words that identify it in the message of
+# extractor.decode). Kinds are for counting; the messages themselves are kept.
+WARNING_KINDS = (
+    ("partial_decode", ("decoding stopped",)),
+    ("truncated", ("truncated",)),
+    ("non_monotonic", ("non-monotonic",)),
+    ("missing_timestamps", ("without timestamps",)),
+    ("rotation", ("display matrix", "display rotation")),
+)
+
+
+def warning_kind(warning: str) -> str:
+    """A countable kind for one decode warning (``other`` when none matches)."""
+    text = str(warning)
+    for kind, words in WARNING_KINDS:
+        if any(w in text for w in words):
+            return kind
+    return "other"
+
+
+def decode_warnings_summary(written, top: int = 5) -> dict:
+    """dataset_info.json's ``decode_warnings``: the written videos that decoded with warnings.
+
+    ``videos`` (how many), ``warnings`` (how many messages), ``by_kind`` (videos per
+    kind), ``top_reasons`` (the most frequent messages, numbers masked so that
+    "stopped at 2.000 s" and "stopped at 3.000 s" count as one) and ``examples``
+    (the first videos by id with their messages).
+    """
+    import re
+    warned = sorted((w for w in written if w.get("decode_warnings")),
+                    key=lambda w: str(w["video_id"]))
+    by_kind: dict = {}
+    reasons: dict = {}
+    n_warnings = 0
+    for w in warned:
+        msgs = list(w["decode_warnings"])
+        n_warnings += len(msgs)
+        for kind in {warning_kind(m) for m in msgs}:
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        for m in msgs:
+            r = re.sub(r"\d+(\.\d+)?", "N", str(m))[:160]
+            reasons[r] = reasons.get(r, 0) + 1
+    top_reasons = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return {"videos": len(warned), "warnings": n_warnings,
+            "by_kind": dict(sorted(by_kind.items())),
+            "top_reasons": [{"reason": r, "count": n} for r, n in top_reasons],
+            "examples": [{"video_id": w["video_id"], "warnings": list(w["decode_warnings"])}
+                         for w in warned[:top]]}
+
+
 def failure_reason(rec: dict) -> str:
     """A short, countable reason for a failure: its stage and kind (or the error's start)."""
     if rec.get("kind"):
@@ -69,7 +119,9 @@ class SelectStage(beam.PTransform):
 
     Returns a dict of PCollections: ``selected`` (``{"video_id", "uri", "split",
     "labels", "duration_s"}``), ``excluded`` (rows with a ``reason``) and
-    ``manifest_rows`` (a one-element count of the manifest's data rows).
+    ``accounting`` (one dict: the vocab room's accounting, whose ``rows.total``
+    counts every manifest row its reader read, each either selected or excluded;
+    the manifest is read once, by the selection).
     """
 
     def __init__(self, videos: str, entities: str, ratings: Optional[str], output_dir: str,
@@ -87,19 +139,8 @@ class SelectStage(beam.PTransform):
         sel = root | "SelectVideos" >> SelectVideos(
             self.videos, self.entities, self.ratings, self.config,
             output_dir=self.output_dir)
-        selected, excluded = sel.selected, sel.excluded
-        videos = self.videos
-        rows = (root
-                | "ManifestPath" >> beam.Create([videos])
-                | "ReadManifestRows" >> beam.FlatMap(_iter_rows)
-                | "CountManifestRows" >> beam.combiners.Count.Globally())
-        return {"selected": selected, "excluded": excluded, "manifest_rows": rows}
-
-
-def _iter_rows(path):
-    from vocab.manifest import iter_manifest
-    for _ in iter_manifest(path):
-        yield 1
+        return {"selected": sel.selected, "excluded": sel.excluded,
+                "accounting": sel.accounting}
 
 
 # ---------------------------------------------------------------------------
@@ -148,8 +189,12 @@ class LookupCacheFn(beam.DoFn):
         if entry is not None:
             self.hits.inc()
             self.progress.record("cached", len(entry["features"]))
+            # The decode warnings were stored with the features: a cached video
+            # reports the same warnings as when it was extracted.
+            warnings = list((entry.get("meta") or {}).get("decode_warnings") or [])
             yield (vid, dict(video, features=entry["features"],
-                             frame_times=entry["frame_times"], cache_path=entry["path"]))
+                             frame_times=entry["frame_times"], cache_path=entry["path"],
+                             decode_warnings=warnings))
             return
         self.misses.inc()
         if self.extract:
@@ -165,7 +210,13 @@ class LookupCacheFn(beam.DoFn):
 
 
 class StoreCacheFn(beam.DoFn):
-    """Join extracted features with their video, write the cache entry, round to float16."""
+    """Join extracted features with their video, write the cache entry, round to float16.
+
+    The video's ``decode_warnings`` (frames kept after a partial decode, a
+    suspected truncation, skipped out-of-order frames...) go into the entry's
+    metadata, are counted (``videos_with_decode_warnings``,
+    ``decode_warnings_{kind}``) and travel on with the features to the counts.
+    """
 
     def __init__(self, cache_dir: str, tmp_dir: str, model_fp: str, model_info: dict,
                  progress_dir: Optional[str]):
@@ -179,6 +230,7 @@ class StoreCacheFn(beam.DoFn):
         self.unstorable = _counter("cache_entries_not_storable")
         self.extracted = _counter("videos_extracted")
         self.frames = _counter("frames_extracted")
+        self.warned = _counter("videos_with_decode_warnings")
 
     def process(self, kv):
         vid, out = kv
@@ -188,13 +240,19 @@ class StoreCacheFn(beam.DoFn):
                  if k not in ("features", "frame_times", "decode_warnings")}
         raw = np.asarray(out["features"], np.float32)
         times = np.asarray(out["frame_times"], np.float64)
+        warnings = [str(w) for w in out.get("decode_warnings") or []]
         path = video.get("cache_path")
         if path:
-            data = cache_lib.serialize_entry(vid, raw, times, self._meta(video))
+            meta = dict(self._meta(video), decode_warnings=warnings)
+            data = cache_lib.serialize_entry(vid, raw, times, meta)
             cache_lib.atomic_write_bytes(path, data, self.tmp_dir)
         else:
             path = self.cache.store(vid, video.get("uri") or "", self.model_fp, raw, times,
-                                    self.model_info)
+                                    self.model_info, decode_warnings=warnings)
+        if warnings:
+            self.warned.inc()
+            for kind in sorted({warning_kind(w) for w in warnings}):
+                _counter(f"decode_warnings_{kind}").inc()
         if path:
             self.stored.inc()
         else:
@@ -203,7 +261,7 @@ class StoreCacheFn(beam.DoFn):
         self.frames.inc(len(raw))
         self.progress.record("extracted", len(raw))
         yield (vid, dict(video, features=cache_lib.as_cached(raw), frame_times=times,
-                         cache_path=path))
+                         cache_path=path, decode_warnings=warnings))
 
     def _meta(self, video):
         stamp = cache_lib.stat_video(video.get("uri") or "")
@@ -282,6 +340,9 @@ class FitCompression(beam.PTransform):
     The PCA is fit on every frame of the train split; the quantizer on the same
     frames once whitened (``uniform`` needs no data but goes the same way).
     Both use compression's NumPy combiners in a fixed order (pipeline.fit).
+    With fewer than two train frames both elements are None ("nothing to
+    fit"): every video then fails to encode and the build publishes only
+    failures.jsonl (see ``publish_build``).
     """
 
     def __init__(self, n_components: int = 1024, quantizer: str = "lloyd",
@@ -308,9 +369,10 @@ class FitCompression(beam.PTransform):
                | "FitPCA" >> beam.Map(pca_from_moments, k))
         quant = (train
                  # The codebook is fit on exactly the coefficients encode_frames sees.
-                 | "Whiten" >> beam.Map(whiten, beam.pvalue.AsSingleton(pca))
+                 | "Whiten" >> beam.FlatMap(whiten, beam.pvalue.AsSingleton(pca))
                  | "WhitenedHistogram" >> OrderedCombine("histogram")
-                 | "FitQuantizer" >> beam.Map(quantizer_from_histogram, self.quantizer))
+                 | "FitQuantizer" >> beam.Map(quantizer_from_histogram, self.quantizer,
+                                              beam.pvalue.AsSingleton(pca)))
         return {"pca": pca, "quantizer": quant}
 
 
@@ -328,6 +390,16 @@ class EncodeVideoFn(beam.DoFn):
         from compression.codec import encode_frames, mean_rgb as video_mean
         vid, video = kv
         split = video["split"]
+        if pca is None or quantizer is None:
+            # The fit had nothing to fit (no train frames): say so per video,
+            # so that the accounting still balances and failures.jsonl explains.
+            self.failed.inc()
+            yield beam.pvalue.TaggedOutput("failures", dict(failure_record(
+                video, "encode", "no PCA and quantizer to encode with: the train split has "
+                "fewer than 2 frames (every train video was excluded or failed; see the other "
+                "lines of failures.jsonl and excluded.csv, and check --split)"),
+                kind="no_train_frames"))
+            return
         try:
             feats = video["features"]
             if len(feats) == 0:
@@ -348,8 +420,9 @@ class EncodeVideoFn(beam.DoFn):
         _counter(f"videos_written_{split}").inc()
         yield beam.pvalue.TaggedOutput(f"frame_{split}", frame)
         yield beam.pvalue.TaggedOutput(f"video_{split}", vrec)
-        yield beam.pvalue.TaggedOutput("written", {"video_id": vid, "split": split,
-                                                   "frames": int(len(q))})
+        yield beam.pvalue.TaggedOutput("written", {
+            "video_id": vid, "split": split, "frames": int(len(q)),
+            "decode_warnings": list(video.get("decode_warnings") or [])})
 
 
 class EncodeSplits(beam.PTransform):
@@ -376,9 +449,14 @@ class EncodeSplits(beam.PTransform):
 # ---------------------------------------------------------------------------
 # Stage 5: write (into the staging folder; pipeline.io.publish moves it to OUT)
 # ---------------------------------------------------------------------------
-def _save_npz(obj, path: str) -> str:
-    """``obj.save`` into a local temp file, then an atomic copy to ``path`` (local or remote)."""
+def _save_npz(obj, path: str) -> Optional[str]:
+    """``obj.save`` into a local temp file, then an atomic copy to ``path`` (local or remote).
+
+    Nothing when ``obj`` is None (nothing was fit: the build publishes no artifacts).
+    """
     import tempfile
+    if obj is None:
+        return None
     with tempfile.TemporaryDirectory() as d:
         local = os.path.join(d, os.path.basename(path))
         obj.save(local)
@@ -387,7 +465,9 @@ def _save_npz(obj, path: str) -> str:
     return path
 
 
-def _counts_render(manifest_rows, excluded, failures, written):
+def _counts_render(selection, excluded, failures, written):
+    """counts.json: the vocab room's ``selection`` accounting (one dict) and the records."""
+    manifest_rows = selection["rows"]["total"]
     by_split: dict = {}
     for w in written:
         c = by_split.setdefault(w["split"], {"videos": 0, "frames": 0})
@@ -403,7 +483,11 @@ def _counts_render(manifest_rows, excluded, failures, written):
         fail_reasons[r] = fail_reasons.get(r, 0) + 1
     return {"manifest_rows": int(manifest_rows), "excluded": len(excluded),
             "failed": len(failures), "written": len(written), "splits": by_split,
-            "excluded_reasons": exc_reasons, "failure_reasons": fail_reasons}
+            "excluded_reasons": exc_reasons, "failure_reasons": fail_reasons,
+            "decode_warnings": decode_warnings_summary(written),
+            # The selection's own figures (rows by reason, split sizes, entities),
+            # minus what dataset_info.json already holds (flags, inputs).
+            "selection": {k: v for k, v in selection.items() if k not in ("config", "inputs")}}
 
 
 class WriteDataset(beam.PTransform):
@@ -443,7 +527,7 @@ class WriteDataset(beam.PTransform):
         failures_list = failures | "GatherFailures" >> beam.combiners.ToList()
         written_list = parts["written"] | "GatherWritten" >> beam.combiners.ToList()
         counts_path = pio.join(staging, "counts.json")
-        return (parts["manifest_rows"]
+        return (parts["accounting"]
                 | "Counts" >> beam.Map(
                     _counts_render, beam.pvalue.AsSingleton(excluded_list),
                     beam.pvalue.AsSingleton(failures_list),
@@ -482,7 +566,8 @@ class QualityReport(beam.PTransform):
                 n += len(frames[-1])
             x = np.concatenate(frames) if frames else np.zeros((0, schema.RGB_RAW_DIM),
                                                                 np.float32)
-            rep = _quality(x, pca, quantizer)
+            rep = (_quality(x, pca, quantizer) if pca is not None and quantizer is not None
+                   else {"held_out_frames": 0, "note": "nothing was fit (no train frames)"})
             pio.atomic_write(path, pio.json_text(rep))
             return path
 
@@ -503,6 +588,9 @@ def _quality(x, pca, quantizer) -> dict:
 
 
 def _fit_info(pca, quantizer) -> dict:
+    if pca is None or quantizer is None:
+        return {"pca": None, "quantizer": None,
+                "note": "nothing to fit: the train split has fewer than 2 frames"}
     return {"pca": dict(getattr(pca, "info", {}) or {}, n_components=int(pca.n_components)),
             "quantizer": dict(getattr(quantizer, "info", {}) or {}, method=quantizer.method)}
 
@@ -576,7 +664,7 @@ class BuildDataset(beam.PTransform):
         parts = {"encoded": encoded, "failures": failures, "pca": fitted["pca"],
                  "quantizer": fitted["quantizer"], "features": feats["features"],
                  "excluded": sel["excluded"], "written": encoded["written"],
-                 "manifest_rows": sel["manifest_rows"]}
+                 "accounting": sel["accounting"]}
         counts = parts | "Write" >> WriteDataset(self.staging, c.num_shards)
         return dict(parts, counts=counts)
 
@@ -711,16 +799,8 @@ def run_build(cfg: BuildConfig, test_pipeline=None) -> BuildOutcome:
     p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
     _ = p | "BuildDataset" >> BuildDataset(cfg, staging, model_info, progress_dir)
     with ProgressMonitor(progress_dir if cfg.progress else None):
-        try:
-            result = p.run()
-            state = result.wait_until_finish()
-        except Exception as e:  # noqa: BLE001 - re-raised; only one case gets a clear message
-            if "PCA fit: needs at least 2 frames" in str(e):
-                raise BuildError(
-                    "no train frames to fit the PCA on: every train video was excluded or "
-                    "failed; see the failures in the log above and excluded.csv, and check "
-                    "--split and --min_videos_per_entity") from e
-            raise
+        result = p.run()
+        state = result.wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise BuildError(f"the pipeline ended in state {state}; nothing was published "
                          f"(rerun the same command: cached features are kept)")
@@ -752,10 +832,12 @@ def publish_build(cfg: BuildConfig, staging: str, model_info: dict, inputs: dict
     counts = json.loads(pio.read_text(pio.join(staging, "counts.json")))
     if counts["written"] == 0:
         # Publish what explains it, then fail: there is no dataset to write.
-        pio.publish(staging, out, ["failures.jsonl"])
-        raise BuildError(f"no video could be written: {counts['failed']} failed "
-                         f"(see {pio.join(out, 'failures.jsonl')}), {counts['excluded']} "
-                         f"excluded by the selection rules (see excluded.csv)")
+        # Only failures.jsonl moves (the staged shards, empty, stay out of OUT);
+        # the vocabulary files were written by the selection stage.
+        pio.publish_files(staging, out, ["failures.jsonl"])
+        message = no_video_written_message(out, counts, _read_fit(staging))
+        pio.delete_tree(staging)
+        raise BuildError(message)
     small = ["failures.jsonl", "artifacts/pca.npz", "artifacts/quantizer.npz",
              "artifacts/quality.json"]
     pio.atomic_write(pio.join(staging, "artifacts", "model.json"), pio.json_text(model_info))
@@ -786,6 +868,8 @@ def publish_build(cfg: BuildConfig, staging: str, model_info: dict, inputs: dict
                        "total": total, "balanced": total == counts["manifest_rows"]},
         "excluded_reasons": counts["excluded_reasons"],
         "failure_reasons": counts["failure_reasons"],
+        "decode_warnings": counts.get("decode_warnings", {}),
+        "selection": counts.get("selection", {}),
         "flags": cfg.flags(),
         "versions": _versions(),
         "model": model_info,
@@ -801,6 +885,27 @@ def publish_build(cfg: BuildConfig, staging: str, model_info: dict, inputs: dict
     pio.atomic_write(pio.join(out, "dataset_info.json"), pio.json_text(info))
     pio.delete_tree(staging)
     return info
+
+
+def _read_fit(staging: str) -> dict:
+    try:
+        return json.loads(pio.read_text(pio.join(staging, "fit.json")))
+    except Exception:  # noqa: BLE001 - the message then just omits the fit
+        return {}
+
+
+def no_video_written_message(out: str, counts: dict, fit: dict) -> str:
+    """Why a build wrote nothing, pointing at the files that say why per video."""
+    reasons = sorted(counts.get("failure_reasons", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    top = ", ".join(f"{r} {n}" for r, n in reasons[:3])
+    msg = (f"no video could be written: {counts['failed']} selected videos failed"
+           f"{f' ({top})' if top else ''}: see {pio.join(out, 'failures.jsonl')} for each "
+           f"video's reason; {counts['excluded']} rows were excluded by the selection rules "
+           f"(see {pio.join(out, 'excluded.csv')})")
+    if fit and fit.get("pca") is None:
+        msg += ("; no train frames to fit the PCA on, so nothing could be encoded (fix or "
+                "replace the failed videos, or check --split and --min_videos_per_entity)")
+    return msg
 
 
 def _count_vocabulary(out: str) -> Optional[int]:

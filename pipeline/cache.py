@@ -20,7 +20,8 @@ Layout and format (documented in docs/pipeline.md):
   ReLU activations are in [0, ~20]; float16 keeps 3 significant digits, far
   below the 8-bit quantization step, and halves the size), ``frame_times``
   float64 ``(F,)`` and ``meta`` (a JSON string: video_id, uri, size, mtime,
-  model).
+  model, decode_warnings: the decoder's messages, e.g. frames kept after a
+  partial decode).
 * Every file is written to ``OUT/.tmp/cache/`` first and renamed into place
   with ``FileSystems.rename``: a kill never leaves a half-written entry, and a
   retried bundle rewrites identical bytes.
@@ -36,7 +37,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -224,15 +225,21 @@ class FeatureCache:
         return entry
 
     def store(self, video_id: str, uri: str, model_fp: str, features: np.ndarray,
-              frame_times: np.ndarray, model_info: Mapping) -> Optional[str]:
-        """Write the entry atomically; returns its path (None if the video cannot be stat'ed)."""
+              frame_times: np.ndarray, model_info: Mapping,
+              decode_warnings: Sequence[str] = ()) -> Optional[str]:
+        """Write the entry atomically; returns its path (None if the video cannot be stat'ed).
+
+        ``decode_warnings`` (extractor.decode's messages) are kept in ``meta`` so that a
+        build reading the entry back reports them as the build that extracted it did.
+        """
         stamp = stat_video(uri)
         if stamp is None:
             return None
         path = entry_path(self.cache_dir, video_id, model_fp,
                           fingerprint(video_id, stamp, model_fp))
         meta = {"uri": uri, "size": stamp.size, "mtime": stamp.mtime,
-                "model": model_identity(model_info)}
+                "model": model_identity(model_info),
+                "decode_warnings": [str(w) for w in decode_warnings]}
         atomic_write_bytes(path, serialize_entry(video_id, features, frame_times, meta),
                            self.tmp_dir)
         return path

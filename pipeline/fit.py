@@ -13,8 +13,12 @@ videos in ``video_id`` order with compression's own NumPy combiner, and the
 bucket accumulators are merged in bucket order. The result depends only on the
 set of train videos, whatever the runner, bundling or retries. Cost: one
 shuffle of the train features (as float16-rounded float32) and, at the end,
-``buckets`` accumulators in one worker (a (D, D) float64 moments accumulator is
-34 MB for D = 2048, so 16 buckets hold ~540 MB).
+``buckets`` accumulators in one worker. A bucket with fewer frames than the
+combiner's chunk (2048) ships its buffered frames; a larger one its (D, D)
+float64 scatter (34 MB for D = 2048, so 16 large buckets hold ~540 MB).
+
+With fewer than two train frames there is nothing to fit: ``pca_from_moments``
+and ``quantizer_from_histogram`` return None and the build reports it.
 """
 from __future__ import annotations
 
@@ -46,8 +50,12 @@ def _accumulate_bucket(kv, kind):
     acc = combiner.create_accumulator()
     for video_id, x in sorted(items, key=lambda t: t[0]):
         acc = combiner.add_input(acc, x, name=f"video {video_id!r}")
-    if hasattr(combiner, "compact"):
-        acc = combiner.compact(acc)
+    # No ``compact`` here: a moments accumulator holding fewer frames than its
+    # chunk (2048) ships those frames (n x D), not a (D, D) scatter of 34 MB.
+    # With 16 buckets the scatters were copied several times on the way to the
+    # final merge (peak memory grew with the number of buckets filled, i.e.
+    # with the number of videos). Buffered rows are folded in at the merge, in
+    # bucket order, so the result still depends only on the set of videos.
     return bucket, acc
 
 
@@ -83,8 +91,22 @@ class OrderedCombine(beam.PTransform):
                 | "MergeInBucketOrder" >> beam.Map(_merge_in_order, kind))
 
 
+# Fewer train frames than this leave nothing to fit: a covariance needs two.
+MIN_FIT_FRAMES = 2
+
+
 def pca_from_moments(moments, n_components: int):
+    """The PCA of the train frames' moments, or None ("nothing to fit").
+
+    None when the train split has fewer than ``MIN_FIT_FRAMES`` frames (every
+    train video excluded or failed): the build then encodes nothing and ends
+    with "no video could be written", after publishing failures.jsonl, which
+    says why each video failed. Raising here instead would stop the pipeline
+    before failures.jsonl is staged.
+    """
     from compression.pca import PCAWhitening
+    if moments.count < MIN_FIT_FRAMES:
+        return None
     # A small build has fewer train frames than components: the PCA keeps the
     # missing directions with eigenvalue 0 (a fixed basis, see compression.pca);
     # dataset_info.json's fit.pca.rank tells the user.
@@ -92,15 +114,24 @@ def pca_from_moments(moments, n_components: int):
                                      allow_rank_deficient=True)
 
 
-def quantizer_from_histogram(hist, method: str):
+def quantizer_from_histogram(hist, method: str, pca=None):
+    """The quantizer (``lloyd`` from the whitened histogram, or ``uniform``); None when
+    ``pca`` is None: without a PCA there is nothing to encode."""
     from compression.quantize import Quantizer
+    if pca is None:
+        return None
     if method == "uniform":
         return Quantizer.uniform()
     return Quantizer.from_histogram(hist)
 
 
 def whiten(kv, pca):
-    """(video_id, raw) -> (video_id, whitened) exactly as encode_frames whitens."""
+    """(video_id, raw) -> (video_id, whitened) exactly as encode_frames whitens.
+
+    A generator (for ``beam.FlatMap``): nothing when no PCA was fit.
+    """
     from compression.codec import whiten_frames
+    if pca is None:
+        return
     vid, x = kv
-    return vid, np.asarray(whiten_frames(x, pca))
+    yield vid, np.asarray(whiten_frames(x, pca))

@@ -208,7 +208,16 @@ def publish(staging: str, out: str, small_files: Sequence[str]) -> dict:
                 FileSystems.rename(srcs, dsts)
             sizes[(kind, split)] = {"files": len(srcs),
                                     "bytes": int(sum(m.size_in_bytes for m in shards))}
-    for rel in small_files:
+    publish_files(staging, out, small_files)
+    return sizes
+
+
+def publish_files(staging: str, out: str, files: Sequence[str]) -> None:
+    """Move staged small files (paths relative to ``staging``) into OUT by rename.
+
+    Used alone when there is no dataset to publish (only failures.jsonl).
+    """
+    for rel in files:
         src = join(staging, rel)
         if not FileSystems.exists(src):
             raise FileNotFoundError(f"the build did not stage {rel!r} in {staging}: "
@@ -218,4 +227,3 @@ def publish(staging: str, out: str, small_files: Sequence[str]) -> dict:
         if FileSystems.exists(dst):
             FileSystems.delete([dst])
         FileSystems.rename([src], [dst])
-    return sizes

@@ -160,6 +160,11 @@ def summary_text(info: dict) -> str:
                  f"{_top(info.get('excluded_reasons', {}))}")
     lines.append(f"  failed    {acc['failed']:>7} videos top reasons: "
                  f"{_top(info.get('failure_reasons', {}))}")
+    warned = info.get("decode_warnings") or {}
+    if warned.get("videos"):
+        lines.append(f"  decoded with warnings {warned['videos']} videos (kept, see "
+                     f"dataset_info.json decode_warnings): "
+                     f"{_top(warned.get('by_kind', {}))}")
     lines.append(f"  accounting: {acc['written']} written + {acc['excluded']} excluded + "
                  f"{acc['failed']} failed = {acc['total']} of {acc['manifest_rows']} "
                  f"manifest rows ({'ok' if acc['balanced'] else 'MISMATCH'})")

@@ -113,6 +113,12 @@ def test_schema_counts_and_accounting(built, corpus):
     assert acc == {"manifest_rows": n_rows, "written": len(corpus.good),
                    "excluded": len(corpus.excluded), "failed": len(corpus.broken),
                    "total": n_rows, "balanced": True}
+    # The manifest is read once, by the selection: its accounting is merged in.
+    sel = info["selection"]
+    assert sel["rows"]["total"] == n_rows and sel["rows"]["excluded"] == len(corpus.excluded)
+    assert sum(sel["splits"].values()) == len(corpus.good) + len(corpus.broken)
+    # Generated videos decode cleanly: no decode warnings to report.
+    assert info["decode_warnings"]["videos"] == 0 and info["decode_warnings"]["by_kind"] == {}
     # Every manifest row is in exactly one place.
     places = list(written) + [f["video_id"] for f in failures] + [e["video_id"]
                                                                    for e in excluded]

@@ -65,7 +65,11 @@ def test_counts_match_the_records_despite_replays(retried_build, jsonl_corpus):
     frames = sum(len(r.rgb) for (kind, _), recs in published(retried_build.out).items()
                  if kind == "frame" for r in recs.values())
     assert sum(s["frames"] for s in info["splits"].values()) == frames
-    # The entry written before the failure was read back, the others extracted:
-    # a replayed bundle's counter increments are not counted twice.
-    assert info["cache"]["hits"] == 1
-    assert info["cache"]["extracted"] == len(jsonl_corpus.good) - 1
+    # Every video is counted once, as a cache hit or an extraction, never twice:
+    # a replayed bundle's counter increments are not counted twice. (Lookup,
+    # extraction and the cache write are one fused stage, so the discarded
+    # attempt of a replayed bundle may already have cached a video that the
+    # kept attempt then reads back as a hit.)
+    hits, extracted = info["cache"]["hits"], info["cache"]["extracted"]
+    assert hits + extracted == len(jsonl_corpus.good)
+    assert hits >= 1  # at least the entry written before the injected failure
