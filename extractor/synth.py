@@ -314,6 +314,11 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
     rotation %= 360
     if width < 1 or height < 1:
         raise ValueError(f"size must be positive, got {width}x{height}")
+    if codec == "libx265" and (width % 2 or height % 2):
+        # The libx265 in PyAV's FFmpeg build corrupts the heap (an abort, often
+        # later in the process) when given odd frame sizes; refuse them here.
+        raise ValueError(f"libx265 needs an even width and height, got {width}x{height}: "
+                         f"use another codec for odd sizes")
     content = content or timecode()
 
     if frame_times is None:

@@ -86,3 +86,11 @@ def test_bad_arguments(tmp_path):
         synth.write_video(tmp_path / "a.mkv", rotation=45)
     with pytest.raises(ValueError, match="codec"):
         synth.write_video(tmp_path / "a.mkv", codec="mpeg2video")
+
+
+def test_libx265_refuses_odd_sizes_instead_of_corrupting_memory(tmp_path):
+    from extractor import synth
+    with pytest.raises(ValueError, match="even width and height"):
+        synth.write_video(tmp_path / "odd.mkv", None, codec="libx265", width=35, height=21,
+                          fps=5, duration_s=1)
+    assert not (tmp_path / "odd.mkv").exists()
