@@ -314,11 +314,12 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
     rotation %= 360
     if width < 1 or height < 1:
         raise ValueError(f"size must be positive, got {width}x{height}")
-    if codec == "libx265" and (width % 2 or height % 2):
+    if codec == "libx265" and (width % 2 or height % 2 or width < 64 or height < 48):
         # The libx265 in PyAV's FFmpeg build corrupts the heap (an abort, often
-        # later in the process) when given odd frame sizes; refuse them here.
-        raise ValueError(f"libx265 needs an even width and height, got {width}x{height}: "
-                         f"use another codec for odd sizes")
+        # later in the process) on odd sizes and on tiny frames (seen at 34x22,
+        # 40x24, 48x32 under MALLOC_CHECK_=3; 64x48 and larger were clean).
+        raise ValueError(f"libx265 needs an even width >= 64 and an even height >= 48, got "
+                         f"{width}x{height}: use another codec for odd or tiny sizes")
     content = content or timecode()
 
     if frame_times is None:

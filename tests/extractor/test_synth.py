@@ -88,9 +88,10 @@ def test_bad_arguments(tmp_path):
         synth.write_video(tmp_path / "a.mkv", codec="mpeg2video")
 
 
-def test_libx265_refuses_odd_sizes_instead_of_corrupting_memory(tmp_path):
+def test_libx265_refuses_odd_and_tiny_sizes_instead_of_corrupting_memory(tmp_path):
     from extractor import synth
-    with pytest.raises(ValueError, match="even width and height"):
-        synth.write_video(tmp_path / "odd.mkv", None, codec="libx265", width=35, height=21,
-                          fps=5, duration_s=1)
+    for width, height in ((35, 21), (40, 24)):
+        with pytest.raises(ValueError, match="even width >= 64"):
+            synth.write_video(tmp_path / "odd.mkv", None, codec="libx265", width=width,
+                              height=height, fps=5, duration_s=1)
     assert not (tmp_path / "odd.mkv").exists()
