@@ -107,6 +107,7 @@ def run_modules(modules: Iterable[str], quick: bool, log=print) -> list[dict]:
                      "reference_value": None, "target": "runs", "met": False}]
         for f in figs:
             f.setdefault("seconds", None)
+            f.setdefault("mode", "quick" if quick else "full")
             figures.append(normalise(f, mod))
         log(f"[benchmarks] {mod}: {len(figs)} figures in {time.perf_counter() - t0:.0f} s")
     return figures
@@ -200,6 +201,18 @@ def update_readme(results: dict, readme: Path = README) -> None:
     os.replace(tmp, readme)
 
 
+def _modes(figures: list[dict]) -> str:
+    """'quick', 'full', or e.g. 'quick; full for vocab_bench' after a --merge."""
+    by_module: dict[str, str] = {}
+    for f in figures:
+        by_module.setdefault(f.get("module"), f.get("mode") or "quick")
+    modes = set(by_module.values())
+    if len(modes) <= 1:
+        return modes.pop() if modes else "quick"
+    full = sorted(m for m, mode in by_module.items() if mode == "full")
+    return f"quick; full for {', '.join(full)}"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     import argparse
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
@@ -228,7 +241,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         figures = sorted(kept + figures, key=lambda f: (
             MODULES.index(f["module"]) if f.get("module") in MODULES else len(MODULES)))
         elapsed += float(old.get("elapsed_s") or 0.0)
-    results = {"date": time.strftime("%Y-%m-%d"), "mode": "quick" if args.quick else "full",
+    results = {"date": time.strftime("%Y-%m-%d"), "mode": _modes(figures),
                "elapsed_s": elapsed, "machine": machine_info(), "versions": versions(),
                "figures": figures}
     names = {f["name"] for f in figures}
