@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import Callable, Sequence
@@ -58,6 +59,13 @@ def _resolve(command: str) -> Callable[[Sequence[str]], int]:
     return func
 
 
+def _drop_message_prefix(prefix: str) -> logging.Filter:
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith(prefix)
+    return _Drop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     lines = "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
@@ -80,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter (no CUDA device found, ...) drowns the
     # progress and the summary on CPU machines; real errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Beam warns at import that the GCP client libraries are missing; that is
+    # only relevant to BigQuery, which the tool does not use.
+    logging.getLogger().addFilter(_drop_message_prefix("apitools not found"))
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
