@@ -160,18 +160,15 @@ def timecodes(frames: Sequence, bits: int = 10, band: float = 0.5) -> list[int |
     return [read_timecode(f, bits=bits, band=band) for f in frames]
 
 
-class FakeRemoteFileSystem(LocalFileSystem):
-    """``yt8mtest://NAME`` -> ``FakeRemoteFileSystem.root/NAME`` through Beam's FileSystems.
+class RootedPaths:
+    """Maps ``SCHEME://NAME`` to ``root/NAME`` for the test FileSystems below.
 
-    Faults, keyed by the URI: ``faults[uri] = {"permission": True}`` (open raises
-    PermissionError), ``{"fail_after": n}`` (reads raise ConnectionResetError
-    once n bytes were served), ``{"delay_s": s}`` (every read sleeps s seconds).
-    Beam finds FileSystem subclasses by scheme, so defining the class registers it.
+    A mixin, not a FileSystem itself: Beam picks a FileSystem by its scheme
+    among all subclasses, so only the concrete classes may subclass it.
     """
 
-    SCHEME = "yt8mtest"
+    SCHEME = ""
     root: str = "/nonexistent"
-    faults: dict[str, dict] = {}
 
     @classmethod
     def scheme(cls):
@@ -195,6 +192,20 @@ class FakeRemoteFileSystem(LocalFileSystem):
 
     def metadata(self, path):
         return super().metadata(self._local(path))
+
+
+class FakeRemoteFileSystem(RootedPaths, LocalFileSystem):
+    """``yt8mtest://NAME`` -> ``FakeRemoteFileSystem.root/NAME`` through Beam's FileSystems.
+
+    Faults, keyed by the URI: ``faults[uri] = {"permission": True}`` (open raises
+    PermissionError), ``{"fail_after": n}`` (reads raise ConnectionResetError
+    once n bytes were served), ``{"delay_s": s}`` (every read sleeps s seconds).
+    Beam finds FileSystem subclasses by scheme, so defining the class registers it.
+    """
+
+    SCHEME = "yt8mtest"
+    root: str = "/nonexistent"
+    faults: dict[str, dict] = {}
 
     def open(self, path, mime_type="application/octet-stream", compression_type=None):
         fault = self.faults.get(path, {})

@@ -26,6 +26,8 @@ import time
 
 from apache_beam.io.localfilesystem import LocalFileSystem
 
+from tests.media import RootedPaths
+
 # A read that never returns would hang a broken build for ever; this bounds it.
 HANG_LIMIT_S = 120.0
 # For builds, which can take longer than HANG_LIMIT_S on a loaded machine: the
@@ -33,7 +35,7 @@ HANG_LIMIT_S = 120.0
 BUILD_HANG_LIMIT_S = 3600.0
 
 
-class HangingFileSystem(LocalFileSystem):
+class HangingFileSystem(RootedPaths, LocalFileSystem):
     """``yt8mhang://NAME`` -> ``root/NAME``; opening works, every read blocks."""
 
     SCHEME = "yt8mhang"
@@ -44,14 +46,6 @@ class HangingFileSystem(LocalFileSystem):
     returned = 0         # blocked reads that have returned since
     _lock = threading.Lock()
     _events: list = [released]
-
-    @classmethod
-    def scheme(cls):
-        return cls.SCHEME
-
-    @classmethod
-    def uri(cls, name: str) -> str:
-        return f"{cls.SCHEME}://{name}"
 
     @classmethod
     def reset(cls, root: str, limit_s: float = HANG_LIMIT_S) -> None:
@@ -66,21 +60,6 @@ class HangingFileSystem(LocalFileSystem):
         """Unblock every read, also those of earlier resets (abandoned decode threads)."""
         for event in cls._events:
             event.set()
-
-    def _local(self, path: str) -> str:
-        prefix = f"{self.SCHEME}://"
-        if not path.startswith(prefix):
-            raise ValueError(f"not a {prefix} path: {path}")
-        return os.path.join(self.root, path[len(prefix):])
-
-    def exists(self, path):
-        return os.path.exists(self._local(path))
-
-    def size(self, path):
-        return super().size(self._local(path))
-
-    def metadata(self, path):
-        return super().metadata(self._local(path))
 
     def open(self, path, mime_type="application/octet-stream", compression_type=None):
         return _HangingReader(io.open(self._local(path), "rb"), type(self))
