@@ -217,9 +217,11 @@ class FakeRemoteFileSystem(RootedPaths, LocalFileSystem):
         return raw
 
 
-class _FaultyReader(io.RawIOBase):
-    def __init__(self, raw, fail_after: int | None, delay_s: float):
-        self._raw, self._fail_after, self._delay = raw, fail_after, delay_s
+class WrappedReader(io.RawIOBase):
+    """A seekable reader over ``raw``; subclasses change ``read`` to inject faults."""
+
+    def __init__(self, raw):
+        self._raw = raw
 
     def readable(self):
         return True
@@ -228,12 +230,6 @@ class _FaultyReader(io.RawIOBase):
         return True
 
     def read(self, n=-1):
-        if self._delay:
-            time.sleep(self._delay)
-        if self._fail_after is not None and self._raw.tell() >= self._fail_after:
-            raise ConnectionResetError("connection reset by peer (injected)")
-        if self._fail_after is not None and n is not None and n >= 0:
-            n = min(n, self._fail_after - self._raw.tell())
         return self._raw.read(n)
 
     def readinto(self, b):
@@ -250,3 +246,18 @@ class _FaultyReader(io.RawIOBase):
     def close(self):
         self._raw.close()
         super().close()
+
+
+class _FaultyReader(WrappedReader):
+    def __init__(self, raw, fail_after: int | None, delay_s: float):
+        super().__init__(raw)
+        self._fail_after, self._delay = fail_after, delay_s
+
+    def read(self, n=-1):
+        if self._delay:
+            time.sleep(self._delay)
+        if self._fail_after is not None and self._raw.tell() >= self._fail_after:
+            raise ConnectionResetError("connection reset by peer (injected)")
+        if self._fail_after is not None and n is not None and n >= 0:
+            n = min(n, self._fail_after - self._raw.tell())
+        return self._raw.read(n)

@@ -26,7 +26,7 @@ import time
 
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from tests.media import RootedPaths
+from tests.media import RootedPaths, WrappedReader
 
 # A read that never returns would hang a broken build for ever; this bounds it.
 HANG_LIMIT_S = 120.0
@@ -65,15 +65,10 @@ class HangingFileSystem(RootedPaths, LocalFileSystem):
         return _HangingReader(io.open(self._local(path), "rb"), type(self))
 
 
-class _HangingReader(io.RawIOBase):
+class _HangingReader(WrappedReader):
     def __init__(self, raw, fs):
-        self._raw, self._fs = raw, fs
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
+        super().__init__(raw)
+        self._fs = fs
 
     def read(self, n=-1):
         fs = self._fs
@@ -83,21 +78,6 @@ class _HangingReader(io.RawIOBase):
         with fs._lock:
             fs.returned += 1
         return self._raw.read(n)
-
-    def readinto(self, b):
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset, whence=io.SEEK_SET):
-        return self._raw.seek(offset, whence)
-
-    def tell(self):
-        return self._raw.tell()
-
-    def close(self):
-        self._raw.close()
-        super().close()
 
 
 class InjectedWorkerFailure(RuntimeError):
