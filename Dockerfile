@@ -16,13 +16,13 @@ FROM apache/beam_python${PY_VERSION}_sdk:${BEAM_VERSION} AS beam_sdk
 # --- CPU worker: the Beam SDK image plus the project ------------------------
 FROM apache/beam_python${PY_VERSION}_sdk:${BEAM_VERSION} AS cpu
 WORKDIR /opt/yt8m-builder
-COPY pyproject.toml README.md run_pipeline.py ./
+COPY pyproject.toml README.md ./
+COPY yt8m/ yt8m/
 COPY vocab/ vocab/
 COPY extractor/ extractor/
 COPY compression/ compression/
 COPY pipeline/ pipeline/
 COPY trainer/ trainer/
-COPY benchmarks/ benchmarks/
 RUN pip install --no-cache-dir . && pip check
 ENTRYPOINT ["/opt/apache/beam/boot"]
 
@@ -39,13 +39,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /opt/yt8m-builder
-COPY pyproject.toml README.md run_pipeline.py ./
+COPY pyproject.toml README.md ./
+COPY yt8m/ yt8m/
 COPY vocab/ vocab/
 COPY extractor/ extractor/
 COPY compression/ compression/
 COPY pipeline/ pipeline/
 COPY trainer/ trainer/
-COPY benchmarks/ benchmarks/
 RUN pip install --upgrade pip && pip install '.[gpu]' && pip check
 # The Beam SDK harness entrypoint, copied from the matching SDK image.
 COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam

@@ -33,7 +33,7 @@ def _model_frames_per_s(n_frames: int = 64) -> float:
     """The bare network (random weights) on ``n_frames`` frames, batch ``BATCH``, warmed up."""
     import numpy as np
 
-    from extractor.weights import load_feature_model
+    from yt8m.extractor.weights import load_feature_model
     model = load_feature_model("random")
     x = np.random.default_rng(0).integers(0, 255, (BATCH, 299, 299, 3), dtype=np.uint8)
     model.predict(x)  # trace and warm up
@@ -72,7 +72,7 @@ def _figure(name, value, unit, reference, reference_value, ratio, target, met, *
 
 
 def run(quick: bool = False) -> list[dict]:
-    from pipeline.demo import make_corpus
+    from yt8m.pipeline.demo import make_corpus
     duration = 4.0 if quick else 6.0
     sizes = (1, 10, 50)
     WORK.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
-from compression import HistogramCombiner, MomentsCombiner, PCAWhitening, Quantizer, lloyd_max
-from compression.codec import encode_frames, whiten_frames
+from yt8m.compression import HistogramCombiner, MomentsCombiner, PCAWhitening, Quantizer, lloyd_max
+from yt8m.compression.codec import encode_frames, whiten_frames
 
 D, K, VIDEO = 2048, 1024, 300
 

@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from extractor import synth
-from extractor.decode import sample_frames
+from yt8m.extractor import synth
+from yt8m.extractor.decode import sample_frames
 
 WORK = Path(__file__).resolve().parent / "_work"
 

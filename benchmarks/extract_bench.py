@@ -62,7 +62,7 @@ def _videos(quick: bool) -> list[str]:
 def video_4k_10min() -> str:
     """A 10-minute 3840x2160 H.264 video at 1 fps (cheap to write, as costly to decode
     per frame as any 4K file), cached under benchmarks/_work/."""
-    from extractor import synth
+    from yt8m.extractor import synth
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "uhd_4k_600s_1fps.mp4"
     if not path.exists():
@@ -83,7 +83,7 @@ def video_4k_10min() -> str:
 
 # --------------------------------------------------------------------------- timings
 def _model():
-    from extractor.weights import load_feature_model
+    from yt8m.extractor.weights import load_feature_model
     model = load_feature_model(WEIGHTS)
     model.predict(np.zeros((BATCH, 299, 299, 3), np.uint8))  # trace + warm the kernels
     return model
@@ -91,7 +91,7 @@ def _model():
 
 def decode_alone(paths) -> tuple[float, list]:
     """Seconds of sample_frames over ``paths``, and the sampled frames."""
-    from extractor.decode import sample_frames
+    from yt8m.extractor.decode import sample_frames
     start = time.perf_counter()
     samples = [sample_frames(p) for p in paths]
     return time.perf_counter() - start, samples
@@ -109,8 +109,8 @@ def end_to_end(paths, batch: int = BATCH) -> tuple[float, int]:
     """Seconds and frames of ExtractFeatures over ``paths`` on the FnApiRunner."""
     import apache_beam as beam
 
-    from extractor.transforms import ExtractFeatures
-    from pipeline.runner import pipeline_options
+    from yt8m.extractor.transforms import ExtractFeatures
+    from yt8m.pipeline.runner import pipeline_options
     videos = [{"video_id": f"v{i}", "uri": p} for i, p in enumerate(paths)]
     start = time.perf_counter()
     p = beam.Pipeline(options=pipeline_options([]))
@@ -229,7 +229,7 @@ def run_gpu(quick: bool = False) -> dict:
     """
     import tensorflow as tf
 
-    from extractor.weights import load_feature_model
+    from yt8m.extractor.weights import load_feature_model
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     sizes = (2, 4) if quick else (64, 128, 256, 512)
     iters = 2 if quick else 10

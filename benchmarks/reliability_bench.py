@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _overhead(quick: bool) -> dict:
     from benchmarks.decode_bench import bench_video
-    from extractor.decode import sample_frames
+    from yt8m.extractor.decode import sample_frames
     path = bench_video("h264_720p", 10.0 if quick else 30.0)
     plain, guarded = float("inf"), float("inf")
     for _ in range(2 if quick else 3):
@@ -50,8 +50,8 @@ def _overhead(quick: bool) -> dict:
 def _hung_stop() -> dict:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from extractor import synth
-    from extractor.decode import DecodeTimeout, sample_frames
+    from yt8m.extractor import synth
+    from yt8m.extractor.decode import DecodeTimeout, sample_frames
     from tests.reliability.faults import HangingFileSystem
     folder = tempfile.mkdtemp(prefix="yt8m_rel_bench_")
     try:

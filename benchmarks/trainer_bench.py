@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 
-from trainer import data as D
-from trainer import metrics as M
-from trainer import train as T
+from yt8m.trainer import data as D
+from yt8m.trainer import metrics as M
+from yt8m.trainer import train as T
 
 
 def generate(n: int, num_classes: int, dim: int, seed: int, *, frames: int = 0,

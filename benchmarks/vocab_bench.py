@@ -38,13 +38,13 @@ _CHILD = textwrap.dedent("""
                     return int(line.split()[1]) / 1024
     t0 = time.perf_counter()
     if mode == "parse":
-        from vocab.manifest import iter_manifest
+        from yt8m.vocab.manifest import iter_manifest
         rows = sum(1 for _ in iter_manifest(videos))
     else:
         import apache_beam as beam
-        from pipeline.runner import pipeline_options
-        from vocab.config import VocabConfig
-        from vocab.select import SelectVideos
+        from yt8m.pipeline.runner import pipeline_options
+        from yt8m.vocab.config import VocabConfig
+        from yt8m.vocab.select import SelectVideos
         with beam.Pipeline(options=pipeline_options([])) as p:
             _ = p | SelectVideos(videos, entities, ratings,
                                  VocabConfig(min_videos_per_entity=int(min_videos)), out)
@@ -68,7 +68,7 @@ def _child(mode: str, corpus, out: str, min_videos: int) -> dict:
 
 
 def measure(n_rows: int, work: str) -> dict:
-    from vocab.synthetic import make_corpus
+    from yt8m.vocab.synthetic import make_corpus
     corpus = make_corpus(os.path.join(work, f"in_{n_rows}"), n_rows, N_ENTITIES, seed=0,
                          malformed_fraction=0.001, duplicate_fraction=0.001)
     parse = _child("parse", corpus, "", 0)

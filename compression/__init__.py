@@ -5,8 +5,8 @@ NumPy core (``pca``, ``quantize``), the one encoding path (``codec``), Beam
 wrappers (``compression.beam``, imported on demand) and the quality report
 (``quality``). See docs/compression.md.
 """
-from compression.pca import Moments, MomentsAccumulator, MomentsCombiner, PCAWhitening
-from compression.quantize import (Histogram, HistogramAccumulator, HistogramCombiner,
+from yt8m.compression.pca import Moments, MomentsAccumulator, MomentsCombiner, PCAWhitening
+from yt8m.compression.quantize import (Histogram, HistogramAccumulator, HistogramCombiner,
                                   Quantizer, lloyd_max)
 
 __all__ = ["PCAWhitening", "Quantizer", "Moments", "MomentsAccumulator", "MomentsCombiner",

@@ -15,9 +15,9 @@ from typing import Optional
 import apache_beam as beam
 import numpy as np
 
-from compression import codec
-from compression.pca import DEFAULT_CHUNK_ROWS, MomentsCombiner, PCAWhitening
-from compression.quantize import (DEFAULT_BINS, DEFAULT_MAX_ITER, DEFAULT_RANGE,
+from yt8m.compression import codec
+from yt8m.compression.pca import DEFAULT_CHUNK_ROWS, MomentsCombiner, PCAWhitening
+from yt8m.compression.quantize import (DEFAULT_BINS, DEFAULT_MAX_ITER, DEFAULT_RANGE,
                                   HistogramCombiner, Quantizer, _check_method)
 
 METRICS_NAMESPACE = "yt8m"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compression.pca import PCAWhitening
-from compression.quantize import Quantizer
+from yt8m.compression.pca import PCAWhitening
+from yt8m.compression.quantize import Quantizer
 
 
 def round_like_cache(raw) -> np.ndarray:

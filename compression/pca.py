@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 import numpy as np
 from scipy.linalg.blas import dsyr, dsyrk
 
-from compression import _io
+from yt8m.compression import _io
 
 # Small inputs (single frames, short videos) are buffered into chunks of this
 # many rows before the syrk: a rank-n update costs n*D^2 flops while each

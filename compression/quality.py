@@ -18,9 +18,9 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
-from compression import _io, codec
-from compression.pca import PCAWhitening
-from compression.quantize import Quantizer
+from yt8m.compression import _io, codec
+from yt8m.compression.pca import PCAWhitening
+from yt8m.compression.quantize import Quantizer
 
 
 @dataclasses.dataclass

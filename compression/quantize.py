@@ -25,8 +25,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from compression import _io
-from compression.pca import check_finite
+from yt8m.compression import _io
+from yt8m.compression.pca import check_finite
 
 DEFAULT_RANGE = 8.0
 DEFAULT_BINS = 1 << 16

@@ -40,9 +40,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
-from extractor.weights import WeightsError
-from pipeline import schema
-from pipeline.runner import pipeline_options
+from yt8m.extractor.weights import WeightsError
+from yt8m.pipeline import schema
+from yt8m.pipeline.runner import pipeline_options
 
 
 NAMESPACE = "yt8m"
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------
 def _manifest_videos(path: str):
     """Manifest rows as video dicts, or failure records for malformed rows."""
-    from vocab.manifest import iter_manifest
+    from yt8m.vocab.manifest import iter_manifest
     for row in iter_manifest(path, require_metadata=False):
         if row.ok:
             yield {"video_id": row.video_id, "uri": row.uri,
@@ -157,7 +157,7 @@ def artifacts_layout(artifacts: str, quantizer: Optional[str]) -> str:
 
 def load_compression(artifacts: str, quantizer: Optional[str]):
     """(PCAWhitening, Quantizer) from ``artifacts`` (see ``artifacts_layout``)."""
-    import compression
+    from yt8m import compression
     layout = artifacts_layout(artifacts, quantizer)
     if layout == "build":
         pca = compression.PCAWhitening.load(_join(artifacts, "pca.npz"))
@@ -195,7 +195,7 @@ class EncodeCompressedFn(beam.DoFn):
         self.artifacts, self.quantizer = artifacts, quantizer
 
     def setup(self):
-        from compression import codec
+        from yt8m.compression import codec
         self._codec = codec
         self._pca, self._quant = load_compression(self.artifacts, self.quantizer)
         self._ok = Metrics.counter(NAMESPACE, SUCCEEDED)
@@ -264,7 +264,7 @@ def _prune_stale_shards(written: list, out: str, kind: str) -> list:
 # The pipeline
 # ---------------------------------------------------------------------------
 def build_pipeline(p: beam.Pipeline, ns: argparse.Namespace) -> None:
-    from extractor.transforms import ExtractFeatures
+    from yt8m.extractor.transforms import ExtractFeatures
     out = ns.output_dir
     rows = p | "ManifestPath" >> beam.Create([ns.videos]) | "ReadManifest" >> beam.FlatMap(
         _manifest_videos).with_outputs("failures", main="videos")
@@ -318,7 +318,7 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     """Run the extract pipeline; returns ``(PipelineResult, summary dict)``."""
     ns, beam_args = build_parser().parse_known_args(list(argv or []))
     _validate(ns)
-    from extractor.weights import weights_info
+    from yt8m.extractor.weights import weights_info
     info = weights_info(ns.weights, input_range=ns.input_range,
                         mixed_precision=ns.mixed_precision)
     if info["random"]:
@@ -364,12 +364,6 @@ def _validate(ns: argparse.Namespace) -> None:
             raise UsageError(f"--artifacts {ns.artifacts!r} does not exist: pass a build's "
                              f"artifacts/ folder or the released YouTube-8M PCA folder")
         artifacts_layout(ns.artifacts, ns.quantizer)
-        try:
-            import compression  # noqa: F401
-            from compression import codec  # noqa: F401
-        except ImportError as e:
-            raise UsageError(f"--artifacts needs the compression package ({e}); use "
-                             f"--no_compress for raw features") from e
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

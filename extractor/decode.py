@@ -45,6 +45,8 @@ from typing import Iterator
 import av
 import numpy as np
 
+from yt8m.records import DecodeWarning
+
 # Failure kinds, stable strings a pipeline can count and report.
 KINDS = (
     "missing",          # no file at the URI
@@ -128,7 +130,7 @@ class SampledFrames:
     source_times: np.ndarray
     duration_s: float | None
     info: VideoInfo
-    warnings: list[str]
+    warnings: list[DecodeWarning]
     decoded_frames: int
 
     def __len__(self) -> int:
@@ -232,7 +234,7 @@ class FrameStream:
         # Number of sample times k / rate strictly below the cap.
         cap = fractions.Fraction(max_seconds).limit_denominator(1_000_000) if math.isfinite(max_seconds) else None
         self._kmax = math.ceil(cap * self._rate) if cap is not None else None
-        self.warnings: list[str] = []
+        self.warnings: list[DecodeWarning] = []
         self.duration_s: float | None = None
         self.decoded_frames = 0
         self._reader: _DeadlineReader | None = None
@@ -458,9 +460,10 @@ class FrameStream:
                     if pending is not None and rel < pending[1]:
                         dropped += 1  # out of presentation order: cannot be "the last frame <= t"
                         continue
-                    if pts_missing and not any("without timestamps" in w for w in self.warnings):
-                        self.warnings.append("frames without timestamps were placed one frame interval "
-                                             "after the previous frame")
+                    if pts_missing and not any(w.kind == "missing_timestamps" for w in self.warnings):
+                        self.warnings.append(DecodeWarning(
+                            "missing_timestamps", "frames without timestamps were placed one frame "
+                                                  "interval after the previous frame"))
                     if pending is not None:
                         if rel > pending[1]:
                             last_interval = rel - pending[1]
@@ -490,8 +493,9 @@ class FrameStream:
             if failure is not None:
                 self._handle_failure(failure, pending)
             if dropped:
-                self.warnings.append(f"{dropped} frames had timestamps earlier than the frame before "
-                                     "them (non-monotonic) and were skipped")
+                self.warnings.append(DecodeWarning(
+                    "non_monotonic", f"{dropped} frames had timestamps earlier than the frame "
+                                     "before them (non-monotonic) and were skipped"))
             if pending is None:
                 self._fail("no_frames", "the video stream has no decodable frame (corrupt or empty "
                                         "stream); re-encode it or remove it from the manifest")
@@ -516,9 +520,9 @@ class FrameStream:
         if pending is None or self.on_error == "fail":
             self._raise_read_problem(failure, opening=False)
         cause = (reader.error if reader is not None and reader.error is not None else failure)
-        self.warnings.append(
-            f"decoding stopped at {float(pending[1]):.3f} s ({type(cause).__name__}: "
-            f"{_ffmpeg_reason(cause)}); the frames decoded until then were kept")
+        self.warnings.append(DecodeWarning(
+            "partial_decode", f"decoding stopped at {float(pending[1]):.3f} s ({type(cause).__name__}: "
+            f"{_ffmpeg_reason(cause)}); the frames decoded until then were kept"))
 
     def _check_truncation(self, end: float, already_warned: bool) -> None:
         declared = self.info.declared_duration_s
@@ -532,7 +536,7 @@ class FrameStream:
                        f"{declared:.3f} s: the file is probably truncated")
             if self.on_error == "fail":
                 self._fail("truncated", message + "; re-download it")
-            self.warnings.append(message + "; the frames decoded were kept")
+            self.warnings.append(DecodeWarning("truncated", message + "; the frames decoded were kept"))
 
 
 def _ffmpeg_reason(e: BaseException) -> str:
@@ -546,13 +550,15 @@ def _rotation(frame: av.VideoFrame, stream: FrameStream) -> int:
     try:
         angle = frame.rotation
     except Exception:  # a malformed display matrix: show the picture as stored
-        stream.warnings.append("unreadable display matrix; frames kept as stored")
+        stream.warnings.append(DecodeWarning("display_matrix",
+                                             "unreadable display matrix; frames kept as stored"))
         return 0
     angle = float(angle or 0)
     quarter = int(round(angle / 90.0)) % 4
     if abs(angle - round(angle / 90.0) * 90) > 1:
-        stream.warnings.append(f"display rotation {angle:g} degrees is not a multiple of 90; "
-                               f"rounded to {quarter * 90}")
+        stream.warnings.append(DecodeWarning(
+            "rotation", f"display rotation {angle:g} degrees is not a multiple of 90; "
+                        f"rounded to {quarter * 90}"))
     rotation = quarter * 90
     if rotation in (90, 270) and stream.info.rotation == 0:
         info = stream.info

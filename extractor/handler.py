@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
-from extractor import weights as weights_lib
+from yt8m.extractor import weights as weights_lib
 
 
 class InceptionModelHandler(ModelHandler[np.ndarray, np.ndarray, "weights_lib.FeatureModel"]):

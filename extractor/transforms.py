@@ -44,7 +44,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.utils.windowed_value import WindowedValue
 
-from extractor.handler import InceptionModelHandler
+from yt8m.extractor.handler import InceptionModelHandler
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class DecodeVideoFn(beam.DoFn):
 
     def _decode(self, video):
         """sample_frames, or the failure record; never raises (runs in a thread)."""
-        from extractor.decode import DecodeError, sample_frames
+        from yt8m.extractor.decode import DecodeError, sample_frames
         if not isinstance(video, dict) or not video.get("video_id") or not video.get("uri"):
             return failure_record(video, "decode",
                                   f"video record needs 'video_id' and 'uri', got {video!r}",

@@ -11,7 +11,7 @@ its steps. The other rooms provide the pieces: ``vocab.select.SelectVideos``,
 ``compression.codec.encode_frames``; this module only composes them, keeps the
 feature cache (pipeline.cache) and accounts for every manifest row.
 
-``run(argv=None, test_pipeline=None) -> PipelineResult`` is the ``build``
+``pipeline.cli.run(argv=None, test_pipeline=None) -> PipelineResult`` is the ``build``
 entry point (flags: pipeline.cli); ``run_build(BuildConfig)`` the same from
 Python; ``resplit`` reuses the same transform with extraction switched off.
 """
@@ -29,10 +29,10 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from pipeline import cache as cache_lib
-from pipeline import io as pio
-from pipeline import schema
-from pipeline.progress import ProgressLog
+from yt8m.pipeline import cache as cache_lib
+from yt8m.pipeline import io as pio
+from yt8m.pipeline import schema
+from yt8m.pipeline.progress import ProgressLog
 
 NAMESPACE = "yt8m"
 DEFAULT_QUALITY_FRAMES = 4096
@@ -64,8 +64,10 @@ WARNING_KINDS = (
 )
 
 
-def warning_kind(warning: str) -> str:
+def warning_kind(warning) -> str:
     """A countable kind for one decode warning (``other`` when none matches)."""
+    if getattr(warning, "kind", None):
+        return warning.kind
     text = str(warning)
     for kind, words in WARNING_KINDS:
         if any(w in text for w in words):
@@ -135,7 +137,7 @@ class SelectStage(beam.PTransform):
         self.output_dir, self.config = output_dir, config
 
     def expand(self, root):
-        from vocab.select import SelectVideos
+        from yt8m.vocab.select import SelectVideos
         sel = root | "SelectVideos" >> SelectVideos(
             self.videos, self.entities, self.ratings, self.config,
             output_dir=self.output_dir)
@@ -316,7 +318,7 @@ class CachedOrExtract(beam.PTransform):
         return {"features": features, "failures": failures}
 
     def _extract(self, missing):
-        from extractor.transforms import ExtractFeatures
+        from yt8m.extractor.transforms import ExtractFeatures
         sampling = self.model_info.get("sampling") or FRAME_SAMPLING
         out = missing | "ExtractFeatures" >> ExtractFeatures(
             self.weights, batch_size=self.batch_size, fps=sampling["fps"],
@@ -355,7 +357,7 @@ class FitCompression(beam.PTransform):
         self.n_components, self.quantizer, self.train_split = n_components, quantizer, train_split
 
     def expand(self, features):
-        from pipeline.fit import (OrderedCombine, pca_from_moments, quantizer_from_histogram,
+        from yt8m.pipeline.fit import (OrderedCombine, pca_from_moments, quantizer_from_histogram,
                                   whiten)
         split, k = self.train_split, self.n_components
         train = (features
@@ -387,7 +389,7 @@ class EncodeVideoFn(beam.DoFn):
         self.failed = _counter("failed_encode")
 
     def process(self, kv, pca, quantizer):
-        from compression.codec import encode_frames, mean_rgb as video_mean
+        from yt8m.compression.codec import encode_frames, mean_rgb as video_mean
         vid, video = kv
         split = video["split"]
         if pca is None or quantizer is None:
@@ -583,7 +585,7 @@ def _quality(x, pca, quantizer) -> dict:
     if len(x) == 0:
         return {"held_out_frames": 0,
                 "note": "no validate or test frames to measure the quantization on"}
-    from compression.quality import quality_report
+    from yt8m.compression.quality import quality_report
     return quality_report(x, pca, quantizer)
 
 
@@ -715,7 +717,7 @@ def resolve_model_info(cfg: BuildConfig) -> dict:
     """The feature model's identity, without building the network (fails fast)."""
     if cfg.model_info:
         return dict(cfg.model_info)
-    from extractor.weights import weights_info
+    from yt8m.extractor.weights import weights_info
     info = dict(weights_info(cfg.weights))
     info["sampling"] = dict(FRAME_SAMPLING)
     return info
@@ -730,7 +732,7 @@ def _check_inputs(cfg: BuildConfig) -> None:
                                     f"existing file (local or gs://)")
     # An empty manifest is a mistake in the inputs, not a build with nothing
     # to write: say so before a pipeline starts (one row is read, not the file).
-    from vocab.manifest import iter_manifest
+    from yt8m.vocab.manifest import iter_manifest
     if next(iter(iter_manifest(cfg.videos)), None) is None:
         raise ValueError(f"--videos {cfg.videos!r} has no data rows (an empty file or only a "
                          f"header): pass a manifest with one row per video (video_id, uri, "
@@ -771,7 +773,7 @@ def _versions() -> dict:
 
 
 def _local_options(cfg: BuildConfig):
-    from pipeline.runner import is_local, pipeline_options
+    from yt8m.pipeline.runner import is_local, pipeline_options
     opts = pipeline_options(cfg.beam_args)
     return opts, is_local(opts)
 
@@ -795,7 +797,7 @@ def run_build(cfg: BuildConfig, test_pipeline=None) -> BuildOutcome:
     progress_dir = None
     if local and "://" not in out:
         progress_dir = os.path.join(pio.tmp_root(out), "build", "progress")
-    from pipeline.progress import ProgressMonitor
+    from yt8m.pipeline.progress import ProgressMonitor
     p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
     _ = p | "BuildDataset" >> BuildDataset(cfg, staging, model_info, progress_dir)
     with ProgressMonitor(progress_dir if cfg.progress else None):
@@ -919,18 +921,5 @@ def _count_vocabulary(out: str) -> Optional[int]:
 
 def train_baseline(out: str, model: str) -> Optional[dict]:
     """``build --train MODEL``: the trainer's baseline on the dataset just written."""
-    try:
-        from trainer.train import train_on_build
-    except ImportError as e:
-        raise BuildError(f"--train {model}: the trainer is not available in this version "
-                         f"({e}); the dataset itself was written to {out}") from e
+    from yt8m.trainer.train import train_on_build
     return train_on_build(out, model, pio.join(out, f"train_{model}"))
-
-
-def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
-    """``build`` from flags; returns the PipelineResult (Beam examples' convention)."""
-    import sys
-
-    from pipeline.cli import parse_build_args
-    cfg, _ = parse_build_args(sys.argv[1:] if argv is None else argv)
-    return run_build(cfg, test_pipeline=test_pipeline).result

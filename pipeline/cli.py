@@ -39,7 +39,7 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vocab.config import VocabConfig
+    from yt8m.vocab.config import VocabConfig
     p = argparse.ArgumentParser(
         prog="run_pipeline.py build",
         description="Build a YouTube-8M-style dataset: select videos, extract Inception-v3 "
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resplit_parser(defaults: Optional[dict] = None) -> argparse.ArgumentParser:
-    from vocab.config import VocabConfig
+    from yt8m.vocab.config import VocabConfig
     p = argparse.ArgumentParser(
         prog="run_pipeline.py resplit",
         description="Re-select and re-split a built dataset from its feature cache: new "
@@ -78,8 +78,8 @@ def resplit_parser(defaults: Optional[dict] = None) -> argparse.ArgumentParser:
 
 def parse_build_args(argv: Sequence[str]):
     """(BuildConfig, beam_args) from ``build`` flags; ValueError for invalid values."""
-    from pipeline.build import BuildConfig
-    from vocab.config import VocabConfig
+    from yt8m.pipeline.build import BuildConfig
+    from yt8m.vocab.config import VocabConfig
     ns, beam_args = build_parser().parse_known_args(list(argv))
     vocab = VocabConfig.from_args(ns)
     if ns.batch_size < 1:
@@ -95,7 +95,7 @@ def parse_build_args(argv: Sequence[str]):
 
 def parse_resplit_args(argv: Sequence[str]):
     """(BuildConfig, beam_args) for ``resplit``; the source build's flags are the defaults."""
-    from pipeline.build import resplit_config
+    from yt8m.pipeline.build import resplit_config
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--from", dest="source")
     known, _ = pre.parse_known_args(list(argv))
@@ -109,7 +109,7 @@ def parse_resplit_args(argv: Sequence[str]):
             defaults[k] = ",".join(defaults[k])
     defaults["quantizer"] = flags.get("quantizer")
     ns, beam_args = resplit_parser(defaults).parse_known_args(list(argv))
-    from vocab.config import VocabConfig
+    from yt8m.vocab.config import VocabConfig
     cfg = resplit_config(ns.source, source_info, ns.output_dir, VocabConfig.from_args(ns),
                          quantizer=ns.quantizer or "lloyd", num_shards=ns.num_shards,
                          train_model=ns.train, progress=not ns.no_progress,
@@ -118,7 +118,7 @@ def parse_resplit_args(argv: Sequence[str]):
 
 
 def _source_info(source: str) -> dict:
-    from pipeline import io as pio
+    from yt8m.pipeline import io as pio
     path = pio.join(source, "dataset_info.json")
     try:
         return json.loads(pio.read_text(path))
@@ -138,8 +138,8 @@ def _exists(path: str) -> bool:
 
 
 def _finish(run, argv: Sequence[str], parse) -> int:
-    from pipeline.build import BuildError
-    from pipeline.progress import summary_text
+    from yt8m.pipeline.build import BuildError
+    from yt8m.pipeline.progress import summary_text
     try:
         cfg, _ = parse(argv)
     except (ValueError, FileNotFoundError) as e:
@@ -162,11 +162,18 @@ def _finish(run, argv: Sequence[str], parse) -> int:
 
 def build_main(argv: Sequence[str]) -> int:
     """``run_pipeline.py build``: 0 when the dataset was written (failed videos included)."""
-    from pipeline.build import run_build
+    from yt8m.pipeline.build import run_build
     return _finish(run_build, argv, parse_build_args)
 
 
 def resplit_main(argv: Sequence[str]) -> int:
     """``run_pipeline.py resplit``: a new selection and splits from a build's cache."""
-    from pipeline.build import run_build
+    from yt8m.pipeline.build import run_build
     return _finish(run_build, argv, parse_resplit_args)
+
+
+def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
+    """``build`` from flags; returns the PipelineResult (Beam examples' convention)."""
+    from yt8m.pipeline.build import run_build
+    cfg, _ = parse_build_args(sys.argv[1:] if argv is None else argv)
+    return run_build(cfg, test_pipeline=test_pipeline).result

@@ -63,8 +63,8 @@ def _pick_ids(n: int, seed: int = 0, prefix: str = "vid") -> list[str]:
 
     Fewer than 3 videos all go to train (the PCA needs train frames).
     """
-    from vocab import rules
-    from vocab.config import VocabConfig
+    from yt8m.vocab import rules
+    from yt8m.vocab.config import VocabConfig
     cfg = VocabConfig(seed=seed)
     if n < 3:
         want = {"train": n, "validate": 0, "test": 0}
@@ -92,7 +92,7 @@ def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
     at a file of random bytes and a missing file; ``n_excluded`` rows break a
     rule (too few views, a non-visual entity, too short).
     """
-    from extractor import synth
+    from yt8m.extractor import synth
     if n_videos < 1:
         raise ValueError(f"make_corpus needs at least 1 good video, got {n_videos}")
     classes = list(classes or CLASSES)
@@ -159,7 +159,7 @@ def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
 
 
 def _imagenet_cached() -> bool:
-    from extractor import weights
+    from yt8m.extractor import weights
     try:
         return os.path.exists(weights._imagenet_cache_path())
     except Exception:  # noqa: BLE001 - a missing helper means "not known to be cached"
@@ -194,16 +194,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"demo: writing {ns.videos} sample videos to {corpus_dir} ...", file=sys.stderr)
     corpus = make_corpus(corpus_dir, n_videos=ns.videos, duration_s=ns.duration_s)
     dataset = os.path.join(ns.output_dir, "dataset")
-    from pipeline.cli import build_main
+    from yt8m.pipeline.cli import build_main
     argv_build = ["--videos", corpus.manifest, "--entities", corpus.entities,
                   "--ratings", corpus.ratings, "--output_dir", dataset,
-                  "--weights", weights, *DEMO_VOCAB_FLAGS, *beam_args]
-    try:
-        import trainer.train  # noqa: F401 - only checks that the stage has landed
-        argv_build += ["--train", ns.model]
-    except ImportError:
-        print("demo: the trainer is not available in this version: skipping the baseline",
-              file=sys.stderr)
+                  "--weights", weights, "--train", ns.model, *DEMO_VOCAB_FLAGS, *beam_args]
     print(f"demo: building {dataset} with weights {weights!r} ...", file=sys.stderr)
     rc = build_main(argv_build)
     if rc == 0:

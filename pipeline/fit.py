@@ -36,10 +36,10 @@ def _bucket(video_id: str, buckets: int) -> int:
 
 def _make_combiner(kind: str):
     if kind == "moments":
-        from compression.pca import MomentsCombiner
+        from yt8m.compression.pca import MomentsCombiner
         return MomentsCombiner()
     if kind == "histogram":
-        from compression.quantize import HistogramCombiner
+        from yt8m.compression.quantize import HistogramCombiner
         return HistogramCombiner()
     raise ValueError(f"unknown combiner kind {kind!r}: 'moments' or 'histogram'")
 
@@ -104,7 +104,7 @@ def pca_from_moments(moments, n_components: int):
     says why each video failed. Raising here instead would stop the pipeline
     before failures.jsonl is staged.
     """
-    from compression.pca import PCAWhitening
+    from yt8m.compression.pca import PCAWhitening
     if moments.count < MIN_FIT_FRAMES:
         return None
     # A small build has fewer train frames than components: the PCA keeps the
@@ -117,7 +117,7 @@ def pca_from_moments(moments, n_components: int):
 def quantizer_from_histogram(hist, method: str, pca=None):
     """The quantizer (``lloyd`` from the whitened histogram, or ``uniform``); None when
     ``pca`` is None: without a PCA there is nothing to encode."""
-    from compression.quantize import Quantizer
+    from yt8m.compression.quantize import Quantizer
     if pca is None:
         return None
     if method == "uniform":
@@ -130,7 +130,7 @@ def whiten(kv, pca):
 
     A generator (for ``beam.FlatMap``): nothing when no PCA was fit.
     """
-    from compression.codec import whiten_frames
+    from yt8m.compression.codec import whiten_frames
     if pca is None:
         return
     vid, x = kv

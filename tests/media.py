@@ -25,7 +25,7 @@ import av
 import numpy as np
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from extractor.synth import (  # noqa: F401  (re-exported for tests)
+from yt8m.extractor.synth import (  # noqa: F401  (re-exported for tests)
     CODECS,
     CONTENTS,
     SynthVideo,

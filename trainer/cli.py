@@ -19,8 +19,8 @@ import json
 import sys
 from typing import Sequence
 
-from trainer import data as D
-from trainer import models as MD
+from yt8m.trainer import data as D
+from yt8m.trainer import models as MD
 
 _MODEL_PARAMS = {
     # flag: (type, help)
@@ -91,7 +91,7 @@ def build_train_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(ns: argparse.Namespace):
-    from trainer.train import TrainConfig
+    from yt8m.trainer.train import TrainConfig
     features = tuple(f.strip() for f in ns.features.split(",") if f.strip())
     bad = set(features) - {"rgb", "audio"}
     if bad or "rgb" not in features:
@@ -123,7 +123,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     ns, rest = parser.parse_known_args(argv)
     _reject_unknown(parser, rest)
     import tensorflow as tf
-    from trainer.train import train
+    from yt8m.trainer.train import train
     try:
         result = train(config_from_args(ns))
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
@@ -158,7 +158,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     ns, rest = p.parse_known_args(argv)
     _reject_unknown(p, rest)
     import tensorflow as tf
-    from trainer.train import evaluate_run
+    from yt8m.trainer.train import evaluate_run
     try:
         metrics = evaluate_run(ns.model_dir, data_dir=ns.data_dir, split=ns.split,
                                data_pattern=ns.data_pattern, batch_size=ns.batch_size,
@@ -187,7 +187,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output_file", help="CSV to write (default: standard output)")
     ns, rest = p.parse_known_args(argv)
     _reject_unknown(p, rest)
-    from trainer.train import predict_run
+    from yt8m.trainer.train import predict_run
     try:
         rows = predict_run(ns.model_dir, ns.data_pattern, ns.vocabulary, top_k=ns.top_k,
                            batch_size=ns.batch_size)

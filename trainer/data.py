@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.example import example_pb2
 
-from pipeline import schema
+from yt8m.pipeline import schema
 
 # Released-data constants (the YouTube-8M starter code's readers/utils).
 RELEASED_MIN, RELEASED_MAX = -2.0, 2.0
@@ -55,7 +55,7 @@ def _compression_class(name: str):
     """``compression.<name>`` (the compression stage's public class), or None
     where that stage is not installed; the trainer then uses its own NumPy."""
     try:
-        import compression
+        from yt8m import compression
     except ImportError:
         return None
     cls = getattr(compression, name, None)
@@ -63,7 +63,7 @@ def _compression_class(name: str):
         import importlib
         for sub in ("pca", "quantize"):
             try:
-                cls = getattr(importlib.import_module(f"compression.{sub}"), name, None)
+                cls = getattr(importlib.import_module(f"yt8m.compression.{sub}"), name, None)
             except ImportError:
                 cls = None
             if cls is not None:

@@ -33,10 +33,10 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-from trainer import data as D
-from trainer import metrics as M
-from trainer import models as MD
-from trainer.tb import EpochLogger, ScalarWriter
+from yt8m.trainer import data as D
+from yt8m.trainer import metrics as M
+from yt8m.trainer import models as MD
+from yt8m.trainer.tb import EpochLogger, ScalarWriter
 
 RUN_CONFIG = "run_config.json"
 MODEL_FILE = "model.keras"

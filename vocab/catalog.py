@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator, Sequence
 
-from vocab.manifest import _has_bad_bytes, _open_text
-from vocab.rules import to_fraction
+from yt8m.vocab.manifest import _has_bad_bytes, _open_text
+from yt8m.vocab.rules import to_fraction
 
 ENTITY_COLUMNS = ("kg_id", "name", "types", "vertical", "description", "wiki_url")
 RATING_COLUMNS = ("kg_id", "rater_id", "score")

@@ -16,10 +16,10 @@ from typing import Optional, Sequence
 
 import apache_beam as beam
 
-from pipeline.runner import pipeline_options
-from vocab import outputs
-from vocab.config import VocabConfig
-from vocab.select import SelectVideos
+from yt8m.pipeline.runner import pipeline_options
+from yt8m.vocab import outputs
+from yt8m.vocab.config import VocabConfig
+from yt8m.vocab.select import SelectVideos
 
 
 def build_parser() -> argparse.ArgumentParser:

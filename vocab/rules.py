@@ -19,7 +19,7 @@ import hashlib
 from fractions import Fraction
 from typing import Iterable, Mapping, Optional, Sequence
 
-from vocab.config import SPLIT_NAMES, VocabConfig
+from yt8m.vocab.config import SPLIT_NAMES, VocabConfig
 
 # Video exclusion reasons, in the order the first applicable one is reported.
 VIDEO_REASONS = ("duplicate_id", "malformed_row", "views", "duration", "no_visual_entity",

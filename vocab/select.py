@@ -34,10 +34,10 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsList, AsSingleton
 
-from vocab import catalog as catalog_io
-from vocab import rules, stats
-from vocab.config import SPLIT_NAMES, VocabConfig
-from vocab.manifest import MANIFEST_COLUMNS, iter_manifest
+from yt8m.vocab import catalog as catalog_io
+from yt8m.vocab import rules, stats
+from yt8m.vocab.config import SPLIT_NAMES, VocabConfig
+from yt8m.vocab.manifest import MANIFEST_COLUMNS, iter_manifest
 
 NAMESPACE = "yt8m"
 _HIST_BITS = 16                      # 65,536 buckets of the 64-bit sample hash
@@ -544,6 +544,6 @@ class SelectVideos(beam.PTransform):
         result = SelectionResult(selected, excluded, excluded_entities, vocabulary,
                                  accounting, statistics)
         if self.output_dir is not None:
-            from vocab.write import WriteVocabOutputs
+            from yt8m.vocab.write import WriteVocabOutputs
             _ = result | "WriteVocabOutputs" >> WriteVocabOutputs(self.output_dir)
         return result

@@ -17,8 +17,8 @@ import io
 import json
 from typing import Iterable, Mapping, Optional
 
-from vocab.config import SPLIT_NAMES, VocabConfig
-from vocab.rules import ENTITY_REASONS, SPECIFICITIES, VIDEO_REASONS
+from yt8m.vocab.config import SPLIT_NAMES, VocabConfig
+from yt8m.vocab.rules import ENTITY_REASONS, SPECIFICITIES, VIDEO_REASONS
 
 
 def _sorted_counts(counts: Mapping, keys: Iterable) -> dict:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from vocab import outputs as o
-from vocab import stats
-from vocab.config import SPLIT_NAMES
+from yt8m.vocab import outputs as o
+from yt8m.vocab import stats
+from yt8m.vocab.config import SPLIT_NAMES
 
 _TEST = SPLIT_NAMES[2]
 _LINES_PER_BLOCK = 2000

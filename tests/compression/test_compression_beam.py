@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that
 
-from compression import PCAWhitening, Quantizer
-from compression.beam import FitPCA, FitQuantizer, PCAFitFn, QuantizerFitFn
-from compression.codec import whiten_frames
-from pipeline.runner import pipeline_options
+from yt8m.compression import PCAWhitening, Quantizer
+from yt8m.compression.beam import FitPCA, FitQuantizer, PCAFitFn, QuantizerFitFn
+from yt8m.compression.codec import whiten_frames
+from yt8m.pipeline.runner import pipeline_options
 
 D, K = 20, 8
 

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from compression import PCAWhitening, Quantizer
-from compression.codec import encode_frames, mean_rgb, whiten_frames
-from compression.quality import QualityCombiner, quality_report, write_quality_report
+from yt8m.compression import PCAWhitening, Quantizer
+from yt8m.compression.codec import encode_frames, mean_rgb, whiten_frames
+from yt8m.compression.quality import QualityCombiner, quality_report, write_quality_report
 
 D, K = 32, 16
 

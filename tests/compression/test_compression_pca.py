@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from compression import MomentsCombiner, PCAWhitening
+from yt8m.compression import MomentsCombiner, PCAWhitening
 
 D = 24
 

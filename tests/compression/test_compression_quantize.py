@@ -4,8 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
-from compression import HistogramCombiner, Quantizer, lloyd_max
-from compression.quantize import _TableEncoder, uniform_levels
+from yt8m.compression import HistogramCombiner, Quantizer, lloyd_max
+from yt8m.compression.quantize import _TableEncoder, uniform_levels
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def random_model():
-    from extractor.weights import load_feature_model
+    from yt8m.extractor.weights import load_feature_model
     return load_feature_model("random")
 
 
@@ -94,7 +94,7 @@ def graph_file(weights_dir):
 @pytest.fixture(scope="session")
 def extract_videos(tmp_path_factory):
     """Two short good videos (3 and 2 samples at 1 fps) and two broken inputs."""
-    from extractor.synth import write_video
+    from yt8m.extractor.synth import write_video
     root = tmp_path_factory.mktemp("extract_videos")
     good_a = write_video(root / "a.mp4", width=64, height=48, fps=10, duration_s=3.0)
     good_b = write_video(root / "b vidéo.mkv", width=80, height=60, fps=25, duration_s=2.0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extractor import decode
-from extractor.decode import DecodeError, iter_frames, sample_frames
+from yt8m.extractor import decode
+from yt8m.extractor.decode import DecodeError, iter_frames, sample_frames
 from tests.media import expected_samples, timecode, timecodes
 
 SIZE = 64  # output size in tests: small and fast, the timecode still reads

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from extractor.decode import DecodeError, DecodeTimeout, sample_frames
+from yt8m.extractor.decode import DecodeError, DecodeTimeout, sample_frames
 from tests.media import (corrupt_packets, retime_packets, timecodes, truncate_file, write_audio_only,
                          write_random_bytes, write_still_image, write_text)
 
@@ -93,7 +93,8 @@ def test_truncated_mkv_keeps_frames_and_warns(video_factory, tmp_path):
     assert 1 <= n < len(whole) == 8
     # The kept samples are exactly those of the whole file.
     assert timecodes(result.frames) == timecodes(whole.frames)[:n] == [10 * k for k in range(n)]
-    assert any("truncated" in w for w in result.warnings)
+    assert [w.kind for w in result.warnings] == ["truncated"]
+    assert "truncated" in result.warnings[0].message
     fails(path, "truncated", "declares", "re-download", on_error="fail")
 
 
@@ -121,7 +122,8 @@ def test_stream_that_fails_part_way_keeps_decoded_frames(video_factory, tmp_path
     result = sample_frames(path, size=SIZE)
     assert timecodes(result.frames) == [0, 10, 20]
     np.testing.assert_allclose(result.times, [0, 1, 2])
-    assert len(result.warnings) == 1 and "decoding stopped" in result.warnings[0]
+    assert [w.kind for w in result.warnings] == ["partial_decode"]
+    assert "decoding stopped" in result.warnings[0].message
     fails(path, "read_error", "decoding failed", on_error="fail")
 
 
@@ -135,7 +137,9 @@ def test_connection_dropping_part_way(video_factory, remote_fs):
     n = len(result)
     assert 3 <= n < len(whole) == 20
     np.testing.assert_array_equal(result.frames, whole.frames[:n])
-    assert "ConnectionResetError" in result.warnings[0] and "kept" in result.warnings[0]
+    assert result.warnings[0].kind == "partial_decode"
+    assert "ConnectionResetError" in result.warnings[0].message
+    assert "kept" in result.warnings[0].message
     fails(uri, "read_error", "ConnectionResetError", "retry", on_error="fail")
     # Failing before anything was decoded is an error whatever on_error says.
     remote_fs.faults[uri] = {"fail_after": 100}
@@ -176,5 +180,6 @@ def test_non_monotonic_timestamps_skip_the_frame_that_goes_back(video_factory, t
     result = sample_frames(path, size=64)
     assert timecodes(result.frames) == [0, 2, 5, 7]
     np.testing.assert_allclose(result.source_times, [0.0, 0.2, 2.0, 3.0], atol=2e-3)
-    assert result.warnings == ["1 frames had timestamps earlier than the frame before them "
-                               "(non-monotonic) and were skipped"]
+    assert [w.kind for w in result.warnings] == ["non_monotonic"]
+    assert result.warnings[0].message == ("1 frames had timestamps earlier than the frame before "
+                                          "them (non-monotonic) and were skipped")

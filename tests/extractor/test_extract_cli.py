@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from extractor import cli
-from extractor.decode import sample_frames
-from pipeline import schema
+from yt8m.extractor import cli
+from yt8m.extractor.decode import sample_frames
+from yt8m.pipeline import schema
 
 ATOL = 1e-4
 
@@ -85,7 +85,7 @@ def test_model_json_records_the_weights(raw_run):
 
 
 def _pca_and_quantizer(seed=0):
-    import compression
+    from yt8m import compression
     rng = np.random.default_rng(seed)
     vecs, _ = np.linalg.qr(rng.standard_normal((2048, 1024)))
     vals = np.sort(rng.uniform(0.01, 1.0, 1024))[::-1]
@@ -94,7 +94,7 @@ def _pca_and_quantizer(seed=0):
 
 
 def _check_compressed(out, raw_run, pca, quant):
-    from compression import codec
+    from yt8m.compression import codec
     raw = {r.video_id: r for r in _records(raw_run["out"] / "features-*.tfrecord")}
     frames = _records(out / "frame-*.tfrecord")
     videos = sorted((schema.parse_video_example(r)
@@ -113,7 +113,7 @@ def _check_compressed(out, raw_run, pca, quant):
 
 
 def test_artifacts_from_a_build_write_the_compressed_layout(raw_run, manifest, tmp_path):
-    pytest.importorskip("compression.codec")
+    pytest.importorskip("yt8m.compression.codec")
     pca, quant = _pca_and_quantizer()
     art = tmp_path / "artifacts"
     art.mkdir()
@@ -129,7 +129,7 @@ def test_artifacts_from_a_build_write_the_compressed_layout(raw_run, manifest, t
 
 
 def test_released_pca_files_need_the_uniform_quantizer(raw_run, manifest, tmp_path, capsys):
-    pytest.importorskip("compression.codec")
+    pytest.importorskip("yt8m.compression.codec")
     pca, quant = _pca_and_quantizer()
     rel = tmp_path / "yt8m_pca"
     rel.mkdir()
@@ -142,7 +142,7 @@ def test_released_pca_files_need_the_uniform_quantizer(raw_run, manifest, tmp_pa
     assert cli.main(args) == 2
     assert "--quantizer uniform" in capsys.readouterr().err
     assert cli.main(args + ["--quantizer", "uniform", "--batch_size", "4"]) == 0
-    import compression
+    from yt8m import compression
     _check_compressed(out, raw_run, compression.PCAWhitening.from_yt8m(str(rel)), quant)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extractor.handler import InceptionModelHandler
-from extractor.weights import WeightsError
+from yt8m.extractor.handler import InceptionModelHandler
+from yt8m.extractor.weights import WeightsError
 
 ATOL = 1e-4
 

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from extractor import synth
+from yt8m.extractor import synth
 
 
 def test_timecode_round_trip_and_orientation():
@@ -89,7 +89,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_libx265_refuses_odd_and_tiny_sizes_instead_of_corrupting_memory(tmp_path):
-    from extractor import synth
+    from yt8m.extractor import synth
     for width, height in ((35, 21), (40, 24)):
         with pytest.raises(ValueError, match="even width >= 64"):
             synth.write_video(tmp_path / "odd.mkv", None, codec="libx265", width=width,

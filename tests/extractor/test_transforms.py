@@ -7,9 +7,9 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from extractor.decode import sample_frames
-from extractor.handler import InceptionModelHandler
-from extractor.transforms import (AssembleVideoFn, BatchFailure, DecodeVideoFn, ExtractFeatures,
+from yt8m.extractor.decode import sample_frames
+from yt8m.extractor.handler import InceptionModelHandler
+from yt8m.extractor.transforms import (AssembleVideoFn, BatchFailure, DecodeVideoFn, ExtractFeatures,
                                   ExtractResult, FrameKey, VideoMeta)
 
 ATOL = 1e-4
@@ -75,7 +75,7 @@ class _FailOnDarkFrames(InceptionModelHandler):
 
 
 def test_failed_inference_becomes_model_failures_for_its_videos(extract_videos, tmp_path):
-    from extractor.synth import write_video
+    from yt8m.extractor.synth import write_video
     dark = write_video(tmp_path / "dark.mp4", lambda i, t, h, w: np.full((h, w, 3), 5, np.uint8),
                        width=32, height=32, fps=5, duration_s=2.0)
     videos = [{"video_id": "a", "uri": extract_videos["a"]},

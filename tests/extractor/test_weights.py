@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from extractor import weights as W
+from yt8m.extractor import weights as W
 
 ATOL = 1e-4  # same weights, another trace: float32 reassociation only
 
@@ -26,7 +26,7 @@ def test_random_weights_are_seeded_flagged_and_warned(random_model, frames4, ran
     info = random_model.info
     assert info["random"] is True and info["source"] == "random" and info["sha256"] is None
     assert info["seed"] == 0
-    with caplog.at_level(logging.WARNING, logger="extractor.weights"):
+    with caplog.at_level(logging.WARNING, logger="yt8m.extractor.weights"):
         again = W.load_feature_model("random", cache=False)
     assert any("UNTRAINED" in r.getMessage() for r in caplog.records)
     # Rebuilt from the seed alone: the same features.

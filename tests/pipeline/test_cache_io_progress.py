@@ -12,9 +12,9 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import cache as cache_lib
-from pipeline import io as pio
-from pipeline import progress
+from yt8m.pipeline import cache as cache_lib
+from yt8m.pipeline import io as pio
+from yt8m.pipeline import progress
 
 MODEL = {"name": "inception_v3", "source": "random", "spec": "random", "path": None,
          "sha256": None, "random": True, "seed": 0}

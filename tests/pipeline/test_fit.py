@@ -7,8 +7,8 @@ import apache_beam as beam
 import numpy as np
 import pytest
 
-from pipeline.fit import OrderedCombine
-from pipeline.runner import pipeline_options
+from yt8m.pipeline.fit import OrderedCombine
+from yt8m.pipeline.runner import pipeline_options
 
 
 def _fit(items, kind, tmp_path, name):
@@ -24,7 +24,7 @@ def _fit(items, kind, tmp_path, name):
 
 
 def test_ordered_combine_is_bitwise_independent_of_input_order(tmp_path):
-    from compression.pca import MomentsCombiner
+    from yt8m.compression.pca import MomentsCombiner
     rng = np.random.default_rng(0)
     items = [(f"v{i:02d}", rng.normal(size=(int(rng.integers(1, 6)), 16)).astype(np.float32))
              for i in range(20)]
@@ -53,7 +53,7 @@ def test_bucket_accumulators_ship_their_frames_not_a_full_scatter():
     # A bucket with fewer frames than a chunk must not ship a (D, D) float64
     # scatter (34 MB at D = 2048): 16 of them, copied on the way to the merge,
     # made the build's peak memory grow with the number of videos.
-    from pipeline.fit import _accumulate_bucket
+    from yt8m.pipeline.fit import _accumulate_bucket
     rng = np.random.default_rng(1)
     items = [(f"v{i}", rng.normal(size=(5, 2048)).astype(np.float32)) for i in range(4)]
     _, acc = _accumulate_bucket((0, items), "moments")
@@ -63,8 +63,8 @@ def test_bucket_accumulators_ship_their_frames_not_a_full_scatter():
 
 
 def test_too_few_train_frames_is_nothing_to_fit_not_an_error():
-    from compression.pca import MomentsCombiner
-    from pipeline.fit import pca_from_moments, quantizer_from_histogram, whiten
+    from yt8m.compression.pca import MomentsCombiner
+    from yt8m.pipeline.fit import pca_from_moments, quantizer_from_histogram, whiten
     c = MomentsCombiner()
     for n in (0, 1):
         acc = c.create_accumulator()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import build
-from pipeline import cache as cache_lib
-from pipeline.progress import summary_text
+from yt8m.pipeline import build
+from yt8m.pipeline import cache as cache_lib
+from yt8m.pipeline.progress import summary_text
 
 MODEL = {"name": "inception_v3", "source": "random", "spec": "random", "path": None,
          "sha256": None, "random": True, "seed": 0}

@@ -61,8 +61,8 @@ class Corpus:
 
 def ids_per_split(prefix: str, want: dict) -> list[str]:
     """Video ids named ``prefix0000...`` whose hash split gives ``want`` ids per split."""
-    from vocab import rules
-    from vocab.config import VocabConfig
+    from yt8m.vocab import rules
+    from yt8m.vocab.config import VocabConfig
     cfg = VocabConfig(min_duration_s=0)
     got = {s: [] for s in want}
     i = 0
@@ -207,7 +207,7 @@ def _hanging(folder: str, src: str) -> str:
 
 def build_in_process(corpus: Corpus, out, *extra) -> tuple[int, str]:
     """``run_pipeline.py build`` in this process: (exit code, what it printed on stderr)."""
-    import run_pipeline
+    from yt8m import cli as run_pipeline
     arm_filesystems(corpus)
     buf = io.StringIO()
     with contextlib.redirect_stderr(buf):
@@ -264,7 +264,7 @@ def parse_shard(path: str, kind: str) -> list:
     """Every record of one TFRecord file, parsed; raises if the file is not whole."""
     import tensorflow as tf
 
-    from pipeline import schema
+    from yt8m.pipeline import schema
     parse = schema.parse_frame_example if kind == "frame" else schema.parse_video_example
     return [parse(r.numpy()) for r in tf.data.TFRecordDataset(path)]
 
@@ -290,7 +290,7 @@ def published(out) -> dict:
 
 def raw_records(out) -> dict:
     """{(kind, split): sorted serialized records}: the content, shard layout aside."""
-    from pipeline import schema
+    from yt8m.pipeline import schema
     out = Path(out)
     return {(kind, split): sorted(schema.read_records(
         str(out / kind / f"{split}-*-of-*.tfrecord")))
@@ -314,7 +314,7 @@ def every_shard_is_whole(out) -> list[str]:
 
 def cache_entries(out) -> dict:
     """{video_id: [cache entry paths]} from the entries' own metadata."""
-    from pipeline import cache as cache_lib
+    from yt8m.pipeline import cache as cache_lib
     found: dict = {}
     for path in glob.glob(str(Path(out) / "cache" / "*" / "*.npz")):
         with open(path, "rb") as fh:

@@ -90,7 +90,7 @@ def fail_once_after_cache_store(marker: str):
     ``marker`` (a file) records that the failure happened, so that only the
     first attempt fails, in this process or a later one. Returns an ``undo()``.
     """
-    from pipeline import build
+    from yt8m.pipeline import build
     original = build.StoreCacheFn.process
 
     def process(self, kv):
@@ -110,7 +110,7 @@ def fail_once_after_cache_store(marker: str):
 
 def pause_in_publish(marker: str) -> None:
     """After publish's first rename into OUT, touch ``marker`` and sleep until killed."""
-    from pipeline import io as pio
+    from yt8m.pipeline import io as pio
     original_publish = pio.publish
     real_fs = pio.FileSystems
 
@@ -156,6 +156,6 @@ def _main(argv):
             HangingFileSystem.reset(value, BUILD_HANG_LIMIT_S)
         else:
             raise SystemExit(f"unknown fault flag {flag}")
-    import run_pipeline
+    from yt8m import cli as run_pipeline
     return run_pipeline.main(rest)
 

@@ -35,7 +35,7 @@ def hanging(tmp_path):
 
 
 def test_timeout_stops_a_read_that_never_returns(hanging):
-    from extractor.decode import DecodeError, DecodeTimeout, sample_frames
+    from yt8m.extractor.decode import DecodeError, DecodeTimeout, sample_frames
     outcome: dict = {}
 
     def call():
@@ -60,7 +60,7 @@ def test_timeout_stops_a_read_that_never_returns(hanging):
 
 def test_timeout_does_not_touch_a_normal_decode(tmp_path):
     # The watchdog only bounds the call: results and errors pass through it.
-    from extractor.decode import DecodeError, sample_frames
+    from yt8m.extractor.decode import DecodeError, sample_frames
     from tests.media import timecodes, write_video
     video = write_video(str(tmp_path / "ok.mp4"), fps=5, duration_s=3.0)
     got = sample_frames(video.path, size=64, timeout_s=60.0)
@@ -72,7 +72,7 @@ def test_timeout_does_not_touch_a_normal_decode(tmp_path):
 
 CHILD = r"""
 import json, resource, sys
-from extractor.decode import sample_frames
+from yt8m.extractor.decode import sample_frames
 short, long_ = sys.argv[1], sys.argv[2]
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # MB (Linux: KB)
 a = sample_frames(short, size=32)          # warms FFmpeg, the codec, numpy

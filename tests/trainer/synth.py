@@ -19,7 +19,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pipeline import schema
+from yt8m.pipeline import schema
 
 
 def _labels(rng, num_classes, n):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.trainer import synth
-from trainer import cli
-from trainer.tb import read_scalars
-from trainer.train import train_on_build
+from yt8m.trainer import cli
+from yt8m.trainer.tb import read_scalars
+from yt8m.trainer.train import train_on_build
 
 METRIC_KEYS = {"map", "hit_at_1", "hit_at_5", "perr", "gap", "examples_per_s"}
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.trainer import synth
-from trainer import data as D
+from yt8m.trainer import data as D
 
 
 def _spec(level, info, layout="ours", **kw):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer import metrics as M
+from yt8m.trainer import metrics as M
 
 
 def brute_force_map(predictions, labels):

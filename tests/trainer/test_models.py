@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer import metrics as M
-from trainer import models as MD
-from trainer import train as T
+from yt8m.trainer import metrics as M
+from yt8m.trainer import models as MD
+from yt8m.trainer import train as T
 
 C, D, FRAMES = 5, 12, 6
 

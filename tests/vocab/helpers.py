@@ -7,8 +7,8 @@ import os
 
 import apache_beam as beam
 
-from pipeline.runner import pipeline_options
-from vocab.select import SelectVideos
+from yt8m.pipeline.runner import pipeline_options
+from yt8m.vocab.select import SelectVideos
 
 ENTITY_HEADER = "kg_id,name,types,vertical,description,wiki_url\n"
 MANIFEST_HEADER = "video_id,uri,views,duration_s,entities\n"

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-import run_pipeline
+from yt8m import cli as run_pipeline
 from tests.vocab.helpers import ENTITY_HEADER, read_outputs, write
-from vocab import cli
-from vocab.synthetic import make_corpus
+from yt8m.vocab import cli
+from yt8m.vocab.synthetic import make_corpus
 
 
 def test_vocab_command_end_to_end(tmp_path, capsys):

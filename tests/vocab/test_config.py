@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from vocab.config import VocabConfig, config_from_argv
+from yt8m.vocab.config import VocabConfig, config_from_argv
 
 
 def test_defaults_are_the_papers():

@@ -4,8 +4,8 @@ from fractions import Fraction
 import pytest
 
 from tests.vocab.helpers import ENTITY_HEADER, MANIFEST_HEADER, entity_line, write
-from vocab.catalog import read_entities, read_ratings
-from vocab.manifest import iter_manifest
+from yt8m.vocab.catalog import read_entities, read_ratings
+from yt8m.vocab.manifest import iter_manifest
 
 
 def test_manifest_malformed_rows_never_crash(tmp_path):

@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import pytest
 
-from vocab import rules
-from vocab.config import VocabConfig
+from yt8m.vocab import rules
+from yt8m.vocab.config import VocabConfig
 
 CFG = VocabConfig()
 

@@ -6,10 +6,10 @@ import os
 import numpy as np
 
 from tests.vocab.helpers import ENTITY_HEADER, MANIFEST_HEADER, entity_line, run_select, write
-from vocab import rules
-from vocab.config import VocabConfig
-from vocab.select import HashHistogramFn, _boundary, _threshold
-from vocab.synthetic import write_catalog, write_manifest
+from yt8m.vocab import rules
+from yt8m.vocab.config import VocabConfig
+from yt8m.vocab.select import HashHistogramFn, _boundary, _threshold
+from yt8m.vocab.synthetic import write_catalog, write_manifest
 
 
 def sample_h(vid):

@@ -7,8 +7,8 @@ import pytest
 
 from tests.vocab.helpers import (ENTITY_HEADER, MANIFEST_HEADER, entity_line, run_select,
                                  write)
-from vocab.config import VocabConfig
-from vocab.outputs import (EXCLUDED_COLUMNS, EXCLUDED_ENTITIES_COLUMNS, SPLITS_COLUMNS,
+from yt8m.vocab.config import VocabConfig
+from yt8m.vocab.outputs import (EXCLUDED_COLUMNS, EXCLUDED_ENTITIES_COLUMNS, SPLITS_COLUMNS,
                            VOCABULARY_COLUMNS)
 
 
