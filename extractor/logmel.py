@@ -143,14 +143,19 @@ def mel_matrix(num_bands: int = NUM_BANDS, num_bins: int = NUM_BINS,
 
 
 _MEL = mel_matrix()
+# Only bins 5..239 (125-7500 Hz) have weight: the product skips the zero rows
+# (the same sums, a tenth fewer multiplications).
+_MEL_ROWS = np.flatnonzero(_MEL.any(axis=1))
+_MEL_LO, _MEL_HI = int(_MEL_ROWS[0]), int(_MEL_ROWS[-1]) + 1
+_MEL_USED = np.ascontiguousarray(_MEL[_MEL_LO:_MEL_HI])
 _WINDOW = periodic_hann()
 _FRAME_OFFSETS = np.arange(EXAMPLE_FRAMES, dtype=np.int64) * HOP_SAMPLES
 
 
 def _log_mel_frames(frames: np.ndarray) -> np.ndarray:
     """(..., 400) samples -> (..., 64) log-mel, in float64."""
-    spectra = np.abs(np.fft.rfft(frames.astype(np.float64) * _WINDOW, FFT_LENGTH))
-    return np.log(spectra @ _MEL + LOG_OFFSET)
+    spectra = np.fft.rfft(frames.astype(np.float64) * _WINDOW, FFT_LENGTH)
+    return np.log(np.abs(spectra[..., _MEL_LO:_MEL_HI]) @ _MEL_USED + LOG_OFFSET)
 
 
 # ---------------------------------------------------------------------------
