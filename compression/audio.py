@@ -57,9 +57,11 @@ def vggish_pca(eigen_vectors, means, source: str = "the VGGish PCA parameters") 
         raise ValueError(f"{source}: pca_means must be ({AUDIO_DIM}, 1) as in "
                          f"vggish_pca_params.npz, got {m.shape}")
     for name, a in (("pca_eigen_vectors", p), ("pca_means", m)):
-        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
-            raise ValueError(f"{source}: {name} must be finite numbers, got dtype {a.dtype}"
-                             f"{'' if not np.issubdtype(a.dtype, np.number) else ' with NaN/Inf'}")
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"{source}: {name} must be numbers, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{source}: {name} holds NaN or Inf; the file is damaged, "
+                             f"download vggish_pca_params.npz again")
     return PCAWhitening(m.reshape(-1), p.T, np.ones(AUDIO_DIM), epsilon=0.0,
                         info={"source": source, "kind": "vggish_released_pca"})
 
