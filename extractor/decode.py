@@ -16,11 +16,21 @@ Semantics (docs/decoding.md has the full story):
   scaled by swscale straight to ``size x size`` (aspect not kept, as the
   original YouTube-8M extractor fed Inception).
 
-Cost: every frame must be decoded (inter-frame codecs), but only kept frames
-are converted to RGB and scaled; decoding is threaded; packets are streamed, so
-memory holds one decoded frame plus the kept (small) frames, whatever the
-length or resolution of the video; decoding stops once ``max_seconds`` is
-reached.
+Cost: packets no sample needs are not decoded at all (``skip_packets``,
+``extractor.skipping``: non-reference pictures no sample shows, and the
+pictures between the last one a sample needs and the next key frame), with
+samples identical to a full decode; only kept frames are converted to RGB
+and scaled; decoding is threaded; packets are streamed, so memory holds one
+decoded frame, a small window of compressed packets and the kept (small)
+frames, whatever the length or resolution of the video; decoding stops once
+``max_seconds`` is reached.
+
+In the same pass, on request: a few small upright thumbnails from the
+decoded frames of evenly spread samples (``thumbnails``), the audio track as
+a 16 kHz mono waveform aligned with the samples (``audio``,
+``extractor.audio_track``), and decoding on a GPU (``decode_device``,
+``extractor.hwdecode``). ``SampledFrames.stats`` counts what was decoded and
+skipped.
 
 ``iter_frames`` is the streaming form (a Beam DoFn can yield frames as they
 come); ``sample_frames`` collects them into one ``SampledFrames``. Local paths
@@ -45,6 +55,10 @@ from typing import Iterator
 import av
 import numpy as np
 
+from yt8m.extractor import hwdecode
+from yt8m.extractor.audio_track import AudioDecoder, AudioTrack
+from yt8m.extractor.bitstream import parser_for
+from yt8m.extractor.skipping import SkipPlanner, min_window
 from yt8m.records import DecodeWarning
 
 # Failure kinds, stable strings a pipeline can count and report.
@@ -65,6 +79,10 @@ KINDS = (
 
 # FFmpeg demuxers that read single pictures: a still image is not a video.
 _IMAGE_DEMUXERS = ("image2",)
+
+DEVICES = hwdecode.DEVICES
+AUDIO_RATE = 16000        # VGGish's input rate
+THUMBNAIL_SIZE = 160      # default longest side of a thumbnail, pixels
 
 
 class DecodeError(ValueError):
@@ -114,6 +132,57 @@ class SampledFrame:
 
 
 @dataclasses.dataclass
+class DecodeStats:
+    """What decoding one video took (the run whose samples are returned).
+
+    ``packets`` video packets were read and decided on: ``packets_decoded``
+    went to the decoder, ``packets_skipped`` were not needed by any sample.
+    ``frames_decoded``: frames the decoder returned; ``frames_decoded_total``
+    also counts a first run given up (``restarted``). ``skipping``: ``on``,
+    ``off`` (``skip_packets=False``) or ``unsupported`` (a codec without a
+    parser: everything is decoded); ``skip_stopped``: why skipping stopped
+    part way (something the planner could not vouch for); ``restarted``: why
+    the video was decoded again from the start with skipping off (a doubt
+    that came after packets had been skipped). ``device``: what decoded
+    (``cpu``/``cuda``); ``device_note``: why the requested device was not
+    used. ``audio_packets``: audio packets decoded. ``seconds``: wall time.
+    """
+
+    packets: int = 0
+    packets_decoded: int = 0
+    packets_skipped: int = 0
+    frames_decoded: int = 0
+    frames_decoded_total: int = 0
+    skipping: str = "off"
+    skip_stopped: str | None = None
+    restarted: str | None = None
+    device: str = "cpu"
+    device_note: str | None = None
+    audio_packets: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Thumbnails:
+    """Small upright RGB pictures of evenly spread samples.
+
+    ``images`` (N, h, w, 3) uint8, longest side ``thumbnail_size``, the
+    displayed aspect ratio kept; ``sample_indices`` (N,) which samples they
+    show (the same decoded frames), ``times`` (N,) their sample times.
+    """
+
+    images: np.ndarray
+    sample_indices: np.ndarray
+    times: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.sample_indices.shape[0])
+
+
+@dataclasses.dataclass
 class SampledFrames:
     """All samples of one video.
 
@@ -122,7 +191,10 @@ class SampledFrames:
     frame shown at each sample; ``duration_s`` where the decoded stream ends
     (None when decoding stopped at ``max_seconds`` before the end);
     ``warnings`` anything the caller should record (partial decodes, suspected
-    truncation, dropped out-of-order frames).
+    truncation, dropped out-of-order frames, an audio track that failed);
+    ``decoded_frames`` frames decoded (all runs: the work done); ``stats`` the
+    details (``DecodeStats``); ``thumbnails`` (``Thumbnails``) when asked for;
+    ``audio`` (``extractor.audio_track.AudioTrack``) when asked for.
     """
 
     frames: np.ndarray
@@ -132,9 +204,21 @@ class SampledFrames:
     info: VideoInfo
     warnings: list[DecodeWarning]
     decoded_frames: int
+    stats: DecodeStats = dataclasses.field(default_factory=DecodeStats)
+    thumbnails: Thumbnails | None = None
+    audio: AudioTrack | None = None
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
+
+
+class _Restart(Exception):
+    """Decode the video again from the start, with skipping off (``reason``)."""
+
+    def __init__(self, reason: str, cpu: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.cpu = cpu
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -205,14 +289,18 @@ class FrameStream:
     """Iterator over the ``SampledFrame``s of one video; opened on construction.
 
     Use as ``with iter_frames(uri) as stream: for f in stream: ...``. After the
-    iteration ends, ``duration_s``, ``warnings`` and ``decoded_frames`` hold
-    the totals. The container is closed when iteration ends or on ``close()``.
+    iteration ends, ``duration_s``, ``warnings``, ``decoded_frames``,
+    ``stats``, ``thumbnails`` and ``audio`` hold the totals. The container is
+    closed when iteration ends or on ``close()``.
     """
 
     def __init__(self, uri: str, fps: float = 1.0, max_seconds: float = 360.0,
                  size: int | None = 299, *, interpolation: str = "BILINEAR",
                  threads: int = 0, timeout_s: float | None = None,
-                 on_error: str = "keep"):
+                 on_error: str = "keep", skip_packets: bool = True, decode_device: str = "cpu",
+                 thumbnails: int = 0, thumbnail_size: int = THUMBNAIL_SIZE,
+                 audio: bool = False, audio_rate: int = AUDIO_RATE):
+        self._started = time.perf_counter()
         uri = os.fspath(uri)
         if not isinstance(uri, str) or not uri:
             raise DecodeError(str(uri), "bad_argument", "empty video URI; pass a path or a gs:// style URI")
@@ -224,11 +312,30 @@ class FrameStream:
             raise DecodeError(uri, "bad_argument", f"size must be a positive integer or None, got {size!r}")
         if on_error not in ("keep", "fail"):
             raise DecodeError(uri, "bad_argument", f"on_error must be 'keep' or 'fail', got {on_error!r}")
+        if decode_device not in DEVICES:
+            raise DecodeError(uri, "bad_argument",
+                              f"decode_device must be one of {DEVICES}, got {decode_device!r}")
+        if isinstance(thumbnails, bool) or int(thumbnails) != thumbnails or thumbnails < 0:
+            raise DecodeError(uri, "bad_argument",
+                              f"thumbnails must be a whole number >= 0, got {thumbnails!r}")
+        if int(thumbnail_size) != thumbnail_size or thumbnail_size < 1:
+            raise DecodeError(uri, "bad_argument",
+                              f"thumbnail_size must be a positive integer, got {thumbnail_size!r}")
+        if int(audio_rate) != audio_rate or not 1000 <= audio_rate <= 384000:
+            raise DecodeError(uri, "bad_argument",
+                              f"audio_rate must be an integer rate in Hz (1000..384000), got {audio_rate!r}")
         self.uri = uri
         self.size = None if size is None else int(size)
         self.interpolation = interpolation
         self.on_error = on_error
         self.timeout_s = timeout_s
+        self.skip_packets = bool(skip_packets)
+        self.decode_device = decode_device
+        self.thumbnail_count = int(thumbnails)
+        self.thumbnail_size = int(thumbnail_size)
+        self.audio_requested = bool(audio)
+        self.audio_rate = int(audio_rate)
+        self._max_seconds = float(max_seconds)
         self._deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
         self._rate = fractions.Fraction(fps).limit_denominator(1_000_000)
         # Number of sample times k / rate strictly below the cap.
@@ -237,9 +344,16 @@ class FrameStream:
         self.warnings: list[DecodeWarning] = []
         self.duration_s: float | None = None
         self.decoded_frames = 0
+        self.stats = DecodeStats()
+        self.thumbnails: Thumbnails | None = None
+        self.audio: AudioTrack | None = None
         self._reader: _DeadlineReader | None = None
         self._container = None
+        self._audio_stream = None
         self._iter: Iterator[SampledFrame] | None = None
+        self._threads = threads
+        self._use_device = decode_device
+        self._replay = False
         self._open(threads)
 
     # ------------------------------------------------------------------ opening
@@ -252,8 +366,24 @@ class FrameStream:
             source = path
         else:
             source = self._open_remote(uri)
+        accel = hwdecode.hwaccel_for(self._use_device)
+        self.stats.device = self._use_device if accel is not None else "cpu"
+        if self._use_device != "cpu" and accel is None:
+            self.stats.device_note = hwdecode.device_problem(self._use_device)
         try:
-            self._container = av.open(source, mode="r", metadata_errors="ignore")
+            try:
+                self._container = av.open(source, mode="r", metadata_errors="ignore", hwaccel=accel)
+            except (av.error.FFmpegError, OSError, RuntimeError) as e:
+                if accel is None or (isinstance(e, av.error.FileNotFoundError)):
+                    raise
+                # The device exists but would not decode this file: decode it on the CPU.
+                self._container = None
+                note = f"the {self._use_device} decoder could not open this file ({type(e).__name__}: {e})"
+                hwdecode.warn_once(self._use_device + ":open", note)
+                self.stats.device, self.stats.device_note = "cpu", note
+                if self._reader is not None:
+                    self._reader.seek(0)
+                self._container = av.open(source, mode="r", metadata_errors="ignore")
         except av.error.FileNotFoundError:
             self._fail("missing", "file not found; check the manifest's uri")
         except (av.error.PermissionError, PermissionError):
@@ -290,6 +420,15 @@ class FrameStream:
         self.info = VideoInfo(uri=uri, container=fmt, codec=ctx.name, width=ctx.width, height=ctx.height,
                               rotation=0, declared_duration_s=declared,
                               average_rate=float(rate) if rate else None)
+        if self.stats.device != "cpu" and not ctx.is_hwaccel:
+            # No hardware decoder for this codec (or profile): FFmpeg's software one runs.
+            self.stats.device = "cpu"
+            self.stats.device_note = f"no {self._use_device} decoder for {ctx.name}"
+        self._audio_stream = None
+        if self.audio_requested and container.streams.audio:
+            audio = list(container.streams.audio)
+            default = [s for s in audio if s.disposition & av.stream.Disposition.default]
+            self._audio_stream = (default or audio)[0]
 
     def _check_local(self, path: str) -> None:
         # Checked here (not left to FFmpeg) because FFmpeg reports a directory or
@@ -396,6 +535,7 @@ class FrameStream:
 
     def _convert(self, frame: av.VideoFrame, rotation: int) -> np.ndarray:
         """RGB at the output size, upright. Only called for frames that are kept."""
+        frame = hwdecode.software_frame(frame)
         size = self.size
         if size is None:
             rgb = frame.to_ndarray(format="rgb24")
@@ -407,105 +547,64 @@ class FrameStream:
             rgb = np.ascontiguousarray(np.rot90(rgb, rotation // 90))
         return rgb
 
+    def _thumbnail(self, frame: av.VideoFrame, rotation: int) -> np.ndarray:
+        """The decoded frame once more, small: longest side ``thumbnail_size``,
+        the displayed aspect ratio (pixel aspect and rotation) kept, upright."""
+        frame = hwdecode.software_frame(frame)
+        sar = self._stream.sample_aspect_ratio
+        sar = float(sar) if sar else 1.0
+        stored_w, stored_h = frame.width * sar, frame.height
+        up_w, up_h = (stored_h, stored_w) if rotation in (90, 270) else (stored_w, stored_h)
+        side = self.thumbnail_size
+        if up_w >= up_h:
+            tw, th = side, max(1, round(side * up_h / up_w))
+        else:
+            tw, th = max(1, round(side * up_w / up_h)), side
+        sw, sh = (th, tw) if rotation in (90, 270) else (tw, th)
+        rgb = frame.reformat(width=sw, height=sh, format="rgb24",
+                             interpolation=self.interpolation).to_ndarray()
+        if rotation:
+            rgb = np.ascontiguousarray(np.rot90(rgb, rotation // 90))
+        return rgb
+
     def _generate(self) -> Iterator[SampledFrame]:
         if self._container is None:
             raise DecodeError(self.uri, "bad_argument", "this FrameStream is closed; open a new one")
-        stream = self._stream
-        tb = stream.time_base
-        rate, kmax = self._rate, self._kmax
-        k = 0                                 # next sample index
-        first_pts = None
-        pending = None                        # (frame, rel time as Fraction) shown now
-        pending_rgb = None
-        prev_rel = None
-        last_interval = None
-        rotation = None
-        dropped = 0
-        failure: BaseException | None = None
-        done = False
-
-        def emit_until(limit, inclusive=False):
-            """Yields ``pending`` for every sample time below ``limit``."""
-            nonlocal k, pending_rgb
-            frame, rel = pending
-            while (kmax is None or k < kmax) and (k / rate < limit or (inclusive and k / rate == limit)):
-                if pending_rgb is None:
-                    pending_rgb = self._convert(frame, rotation)
-                yield SampledFrame(index=k, time=float(k / rate), source_time=float(rel), rgb=pending_rgb)
-                k += 1
-                if self._container is None:
-                    raise DecodeError(self.uri, "bad_argument",
-                                      "this FrameStream was closed while iterating; open a new one")
-
+        given = 0             # samples handed to the caller (a restart does not repeat them)
+        skip = self.skip_packets
+        frames_before = 0
         try:
-            for packet in self._container.demux(stream):
-                if self._deadline is not None and time.monotonic() > self._deadline:
-                    self._timeout()
-                for frame in packet.decode():
-                    self.decoded_frames += 1
-                    if frame.pts is None:
-                        # No timestamp: one interval after the previous frame.
-                        if prev_rel is None:
-                            rel = fractions.Fraction(0)
-                        else:
-                            rel = prev_rel + (last_interval or (1 / fractions.Fraction(self.info.average_rate or 25)))
-                        pts_missing = True
-                    else:
-                        if first_pts is None:
-                            first_pts = frame.pts
-                        rel = (frame.pts - first_pts) * tb
-                        pts_missing = False
-                    if rotation is None:
-                        rotation = _rotation(frame, self)
-                    if pending is not None and rel < pending[1]:
-                        dropped += 1  # out of presentation order: cannot be "the last frame <= t"
-                        continue
-                    if pts_missing and not any(w.kind == "missing_timestamps" for w in self.warnings):
-                        self.warnings.append(DecodeWarning(
-                            "missing_timestamps", "frames without timestamps were placed one frame "
-                                                  "interval after the previous frame"))
-                    if pending is not None:
-                        if rel > pending[1]:
-                            last_interval = rel - pending[1]
-                        yield from emit_until(rel)
-                    pending, pending_rgb, prev_rel = (frame, rel), None, rel
-                    if kmax is not None and k >= kmax:
-                        done = True
-                        break
-                if done:
+            while True:
+                run = _Run(self, skip=skip, resume_at=given)
+                try:
+                    for sample in run.samples():
+                        given += 1
+                        yield sample
                     break
-        except DecodeError:
-            raise
-        except GeneratorExit:
-            self.close()
-            raise
-        except (av.error.FFmpegError, OSError, ValueError) as e:
-            failure = e
-        reader = self._reader
-        if reader is not None and failure is None:
-            # The remote reader turns its failures into an end of file: recover the cause.
-            if reader.timed_out:
-                failure = TimeoutError("decode deadline passed")
-            elif reader.error is not None:
-                failure = reader.error
-
-        try:
-            if failure is not None:
-                self._handle_failure(failure, pending)
-            if dropped:
-                self.warnings.append(DecodeWarning(
-                    "non_monotonic", f"{dropped} frames had timestamps earlier than the frame "
-                                     "before them (non-monotonic) and were skipped"))
-            if pending is None:
-                self._fail("no_frames", "the video stream has no decodable frame (corrupt or empty "
-                                        "stream); re-encode it or remove it from the manifest")
-            if not done:
-                frame, rel = pending
-                dur = _frame_duration(frame, last_interval, self.info.average_rate)
-                end = rel + dur
-                self.duration_s = float(end)
-                yield from emit_until(end, inclusive=dur == 0)
-                self._check_truncation(float(end), failure is not None)
+                except _Restart as restart:
+                    # Something the planner vouched for did not hold after packets
+                    # had been skipped: decode everything again from the start.
+                    # ``sample_frames`` collects by index and takes every sample
+                    # again (``_replay``); a streaming caller only gets the rest.
+                    if self._replay:
+                        given = 0
+                    frames_before += run.stats.frames_decoded
+                    self.close()
+                    skip = False
+                    if restart.cpu:
+                        self._use_device = "cpu"
+                    self.warnings = []
+                    self._open(self._threads)
+                    self.stats.restarted = restart.reason
+            stats = run.stats
+            stats.restarted = self.stats.restarted
+            stats.device, stats.device_note = self.stats.device, self.stats.device_note
+            if self.stats.restarted:
+                stats.skip_stopped = stats.skip_stopped or self.stats.restarted
+            stats.frames_decoded_total = frames_before + stats.frames_decoded
+            stats.seconds = time.perf_counter() - self._started
+            self.stats = stats
+            self.decoded_frames = stats.frames_decoded_total
         finally:
             self.close()
 
@@ -537,6 +636,329 @@ class FrameStream:
             if self.on_error == "fail":
                 self._fail("truncated", message + "; re-download it")
             self.warnings.append(DecodeWarning("truncated", message + "; the frames decoded were kept"))
+
+
+class _ThumbnailPicker:
+    """Thumbnails of evenly spread samples, in one pass of unknown length.
+
+    Samples whose index is a multiple of ``stride`` are kept; the stride
+    doubles whenever more than ``2 * count`` are held, so in the end it is
+    the smallest power of two with at most ``2 * count`` multiples below the
+    number of samples F. ``result`` then takes, for each of ``count`` equal
+    parts of [0, F), the kept sample nearest its middle ((j + 1/2) F / count),
+    the earlier one on a tie.
+    """
+
+    def __init__(self, count: int):
+        self.count = count
+        self.stride = 1
+        self.kept: dict[int, tuple[float, np.ndarray]] = {}
+        self.samples = 0
+
+    def wants(self, k: int) -> bool:
+        return k % self.stride == 0
+
+    def add(self, k: int, t: float, image: np.ndarray) -> None:
+        self.kept[k] = (t, image)
+        while len(self.kept) > 2 * self.count:
+            self.stride *= 2
+            self.kept = {i: v for i, v in self.kept.items() if i % self.stride == 0}
+
+    def result(self, samples: int) -> Thumbnails | None:
+        keys = sorted(k for k in self.kept if k < samples)
+        if not keys:
+            return None
+        if len(keys) > self.count:
+            chosen = []
+            for j in range(self.count):
+                middle = fractions.Fraction(2 * j + 1, 2 * self.count) * samples
+                best = min(keys, key=lambda k: (abs(k - middle), k))
+                if best not in chosen:
+                    chosen.append(best)
+            keys = chosen
+        return Thumbnails(images=np.stack([self.kept[k][1] for k in keys]),
+                          sample_indices=np.array(keys, np.int64),
+                          times=np.array([self.kept[k][0] for k in keys], np.float64))
+
+
+class _Run:
+    """One pass over a video: demux, decide (``SkipPlanner``), decode, sample.
+
+    A pass that finds, after packets were skipped, something the planner
+    could not vouch for raises ``_Restart``; ``FrameStream._generate`` then
+    runs a second pass with skipping off that hands out only the samples the
+    caller has not had yet.
+    """
+
+    def __init__(self, owner: FrameStream, skip: bool, resume_at: int):
+        self.o = owner
+        self.resume_at = resume_at
+        self.stats = DecodeStats()
+        stream = owner._stream
+        self.stream = stream
+        self.tb = stream.time_base
+        self.planner = None
+        if skip:
+            parser = parser_for(stream.codec_context.name, stream.codec_context.extradata)
+            if parser is None:
+                self.stats.skipping = "unsupported"
+            else:
+                self.stats.skipping = "on"
+                self.planner = SkipPlanner(parser, self.tb, owner._rate, owner._kmax,
+                                           min_window=min_window(parser.reorder_depth()))
+        self.thumbs = _ThumbnailPicker(owner.thumbnail_count) if owner.thumbnail_count else None
+        self.audio = None
+        if owner._audio_stream is not None:
+            self.audio = AudioDecoder(owner._audio_stream, owner.audio_rate, owner._max_seconds)
+        # Sampling state (as a full decode has it).
+        self.k = 0
+        self.first_pts = None
+        self.pending = None           # (frame, rel time as Fraction) shown now
+        self.pending_rgb = None
+        self.prev_rel = None
+        self.prev_pts = None          # pts of the frame shown before ``pending``
+        self.last_interval = None
+        self.rotation = None
+        self.dropped = 0
+        self.done = False
+        self._audio_stop = None
+
+    # ----------------------------------------------------------------- sampling
+
+    def _emit_until(self, limit, inclusive=False) -> Iterator[SampledFrame]:
+        """Yields ``pending`` for every sample time below ``limit``."""
+        o, rate, kmax = self.o, self.o._rate, self.o._kmax
+        frame, rel = self.pending
+        while (kmax is None or self.k < kmax) and (self.k / rate < limit or (inclusive and self.k / rate == limit)):
+            k = self.k
+            t = float(k / rate)
+            if self.thumbs is not None and self.thumbs.wants(k):
+                self.thumbs.add(k, t, o._thumbnail(frame, self.rotation))
+            if k >= self.resume_at:
+                if self.pending_rgb is None:
+                    self.pending_rgb = o._convert(frame, self.rotation)
+                yield SampledFrame(index=k, time=t, source_time=float(rel), rgb=self.pending_rgb)
+            self.k += 1
+            if self.planner is not None:
+                self.planner.emitted(self.k)
+            if o._container is None:
+                raise DecodeError(o.uri, "bad_argument",
+                                  "this FrameStream was closed while iterating; open a new one")
+
+    def _restart_if_needed(self) -> None:
+        if self.planner is not None and self.planner.restart:
+            raise _Restart(self.planner.restart)
+
+    def _frames(self, frames) -> Iterator[SampledFrame]:
+        """Samples for decoded ``frames`` (the rule of the module docstring)."""
+        o, planner = self.o, self.planner
+        for frame in frames:
+            self.stats.frames_decoded += 1
+            if planner is not None:
+                planner.on_frame(frame.pts)
+                if frame.is_corrupt:
+                    planner.anomaly("the decoder reported a damaged frame")
+                self._restart_if_needed()
+            if frame.pts is None:
+                # No timestamp: one interval after the previous frame.
+                if self.prev_rel is None:
+                    rel = fractions.Fraction(0)
+                else:
+                    rel = self.prev_rel + (self.last_interval or
+                                           (1 / fractions.Fraction(o.info.average_rate or 25)))
+                pts_missing = True
+            else:
+                if self.first_pts is None:
+                    self.first_pts = frame.pts
+                    if planner is not None:
+                        planner.first_output(frame.pts)
+                    if self.audio is not None:
+                        self.audio.set_origin(float(frame.pts * self.tb))
+                rel = (frame.pts - self.first_pts) * self.tb
+                pts_missing = False
+            if self.rotation is None:
+                self.rotation = _rotation(frame, o)
+            if self.pending is not None and rel < self.pending[1]:
+                self.dropped += 1  # out of presentation order: cannot be "the last frame <= t"
+                if planner is not None:
+                    planner.anomaly("a frame came out earlier than the frame before it")
+                    self._restart_if_needed()
+                continue
+            if pts_missing and not any(w.kind == "missing_timestamps" for w in o.warnings):
+                o.warnings.append(DecodeWarning(
+                    "missing_timestamps", "frames without timestamps were placed one frame "
+                                          "interval after the previous frame"))
+            if self.pending is not None:
+                if planner is not None and not pts_missing and self.pending[0].pts is not None:
+                    planner.check_interval(self.pending[0].pts, frame.pts)
+                    self._restart_if_needed()
+                if rel > self.pending[1]:
+                    self.last_interval = rel - self.pending[1]
+                yield from self._emit_until(rel)
+                self.prev_pts = self.pending[0].pts
+            self.pending, self.pending_rgb, self.prev_rel = (frame, rel), None, rel
+            if o._kmax is not None and self.k >= o._kmax:
+                self.done = True
+                return
+
+    def _decode(self, packet) -> Iterator[SampledFrame]:
+        self.decoding = True
+        frames = packet.decode()
+        self.decoding = False
+        yield from self._frames(frames)
+
+    def _video_packet(self, packet) -> Iterator[SampledFrame]:
+        planner = self.planner
+        if planner is None:
+            if packet.size:
+                self.stats.packets += 1
+                self.stats.packets_decoded += 1
+            yield from self._decode(packet)
+            return
+        if packet.size == 0:   # the demuxer's end of stream: decode what is held, then flush
+            decisions = planner.drain()
+        else:
+            decisions = planner.add(packet, bytes(packet), packet.pts)
+            self._restart_if_needed()
+        for item, send in decisions:
+            self.stats.packets += 1
+            if not send:
+                self.stats.packets_skipped += 1
+                continue
+            self.stats.packets_decoded += 1
+            yield from self._decode(item)
+            if self.done:
+                return
+        if packet.size == 0:
+            yield from self._decode(packet)
+
+    def _past_audio_limit(self, packet) -> bool:
+        """After the video reached its cap: whether reading may stop."""
+        audio = self.audio
+        if audio is None or not audio.active or audio.full():
+            return True
+        if packet.pts is None or self.first_pts is None:
+            return False
+        seconds = float(packet.pts * packet.time_base) - float(self.first_pts * self.tb)
+        # Interleaving puts audio near its video; 5 s past the cap, it is over.
+        return seconds > self.o._max_seconds + 5.0
+
+    # ----------------------------------------------------------------- the pass
+
+    def samples(self) -> Iterator[SampledFrame]:
+        o, planner = self.o, self.planner
+        if o._container is None:
+            raise DecodeError(o.uri, "bad_argument", "this FrameStream is closed; open a new one")
+        stream, astream = self.stream, o._audio_stream
+        failure: BaseException | None = None
+        failed_decoding = False
+        self.decoding = False
+        streams = [stream] if astream is None else [stream, astream]
+        try:
+            for packet in o._container.demux(*streams):
+                if o._deadline is not None and time.monotonic() > o._deadline:
+                    o._timeout()
+                if astream is not None and packet.stream_index == astream.index:
+                    if self.audio.active and not self._audio_done(packet):
+                        self.stats.audio_packets += 1
+                        self.audio.feed(packet)
+                    if self.done and self._past_audio_limit(packet):
+                        break
+                    continue
+                if self.done:
+                    if self._past_audio_limit(packet):
+                        break
+                    continue
+                yield from self._video_packet(packet)
+                if self.done and astream is None:
+                    break
+        except (DecodeError, _Restart):
+            raise
+        except GeneratorExit:
+            o.close()
+            raise
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            failure = e
+            failed_decoding = self.decoding
+        reader = o._reader
+        if reader is not None and failure is None:
+            # The remote reader turns its failures into an end of file: recover the cause.
+            if reader.timed_out:
+                failure = TimeoutError("decode deadline passed")
+            elif reader.error is not None:
+                failure = reader.error
+        if failure is not None and planner is not None:
+            if o.stats.device != "cpu" and failed_decoding:
+                raise _Restart(f"the {o.stats.device} decoder failed ({_ffmpeg_reason(failure)})", cpu=True)
+            if planner.skipped:
+                raise _Restart(f"reading or decoding failed after packets were skipped "
+                               f"({_ffmpeg_reason(failure)})")
+            if not failed_decoding and not self.done:
+                # The packets held for look-ahead were read before the failure:
+                # a full decode would have decoded them.
+                try:
+                    for item, send in planner.drain(decide=False):
+                        self.stats.packets += 1
+                        self.stats.packets_decoded += 1
+                        yield from self._decode(item)
+                        if self.done:
+                            break
+                except (av.error.FFmpegError, OSError, ValueError) as e:
+                    failure = e
+        elif failure is not None and o.stats.device != "cpu" and failed_decoding:
+            raise _Restart(f"the {o.stats.device} decoder failed ({_ffmpeg_reason(failure)})", cpu=True)
+        if planner is not None:
+            self.stats.skip_stopped = planner.stopped
+
+        if failure is not None:
+            o._handle_failure(failure, self.pending)
+        if self.dropped:
+            o.warnings.append(DecodeWarning(
+                "non_monotonic", f"{self.dropped} frames had timestamps earlier than the frame "
+                                 "before them (non-monotonic) and were skipped"))
+        if self.pending is None:
+            o._fail("no_frames", "the video stream has no decodable frame (corrupt or empty "
+                                 "stream); re-encode it or remove it from the manifest")
+        if not self.done:
+            frame, rel = self.pending
+            if planner is not None and frame.pts is not None:
+                planner.check_end(self.prev_pts, frame.pts,
+                                  has_duration=bool(frame.duration and frame.time_base is not None))
+                self._restart_if_needed()
+            dur = _frame_duration(frame, self.last_interval, o.info.average_rate)
+            end = rel + dur
+            o.duration_s = float(end)
+            yield from self._emit_until(end, inclusive=dur == 0)
+            o._check_truncation(float(end), failure is not None)
+        self._finish()
+
+    def _audio_done(self, packet) -> bool:
+        """An audio packet wholly past the cap need not be decoded."""
+        if self.first_pts is None or packet.pts is None or packet.size == 0:
+            return False
+        if self._audio_stop is None:
+            # In the audio stream's time base: the first frame's time + the cap + 1 s.
+            if not math.isfinite(self.o._max_seconds):
+                self._audio_stop = math.inf
+            else:
+                tb = self.o._audio_stream.time_base
+                stop = (self.first_pts * self.tb + fractions.Fraction(self.o._max_seconds + 1.0)) / tb
+                self._audio_stop = math.ceil(stop)
+        return packet.pts > self._audio_stop
+
+    def _finish(self) -> None:
+        o = self.o
+        if self.thumbs is not None:
+            o.thumbnails = self.thumbs.result(self.k)
+        if o.audio_requested:
+            if self.audio is None:
+                o.audio = AudioTrack("absent", o.audio_rate, None, "the file has no audio stream")
+            else:
+                o.audio = self.audio.finish()
+                if o.audio.status == "failed":
+                    o.warnings.append(DecodeWarning(
+                        "audio", f"the audio track could not be used ({o.audio.message}); "
+                                 "the video samples were kept"))
 
 
 def _ffmpeg_reason(e: BaseException) -> str:
@@ -582,7 +1004,9 @@ def _frame_duration(frame: av.VideoFrame, last_interval, average_rate) -> fracti
 
 def iter_frames(uri: str, fps: float = 1.0, max_seconds: float = 360.0, size: int | None = 299, *,
                 interpolation: str = "BILINEAR", threads: int = 0, timeout_s: float | None = None,
-                on_error: str = "keep") -> FrameStream:
+                on_error: str = "keep", skip_packets: bool = True, decode_device: str = "cpu",
+                thumbnails: int = 0, thumbnail_size: int = THUMBNAIL_SIZE, audio: bool = False,
+                audio_rate: int = AUDIO_RATE) -> FrameStream:
     """Streams the samples of ``uri`` (see the module docstring for semantics).
 
     Opening errors raise ``DecodeError`` here; decoding errors while iterating.
@@ -591,31 +1015,49 @@ def iter_frames(uri: str, fps: float = 1.0, max_seconds: float = 360.0, size: in
     duration: ``"keep"`` the samples up to the failure and add a warning, or
     ``"fail"`` with a DecodeError. ``timeout_s`` bounds the whole decode
     (checked between packets and on every remote read).
+
+    ``skip_packets`` (default True): leave undecoded the packets no sample
+    needs (the samples are those of a full decode; False decodes everything,
+    for comparison). ``decode_device``: ``"cpu"`` or ``"cuda"`` (FFmpeg's
+    hardware decoding; without a device, the CPU, with one warning per
+    process). ``thumbnails``: how many small upright RGB thumbnails of evenly
+    spread samples to keep (longest side ``thumbnail_size``). ``audio``: also
+    decode the audio track in the same pass (``audio_rate`` Hz mono float32).
+    After the iteration: ``stream.stats``, ``stream.thumbnails``, ``stream.audio``.
     """
     return FrameStream(uri, fps, max_seconds, size, interpolation=interpolation, threads=threads,
-                       timeout_s=timeout_s, on_error=on_error)
+                       timeout_s=timeout_s, on_error=on_error, skip_packets=skip_packets,
+                       decode_device=decode_device, thumbnails=thumbnails,
+                       thumbnail_size=thumbnail_size, audio=audio, audio_rate=audio_rate)
 
 
 def sample_frames(uri: str, fps: float = 1.0, max_seconds: float = 360.0, size: int | None = 299, *,
                   interpolation: str = "BILINEAR", threads: int = 0, timeout_s: float | None = None,
-                  on_error: str = "keep", min_frames: int = 1) -> SampledFrames:
+                  on_error: str = "keep", min_frames: int = 1, skip_packets: bool = True,
+                  decode_device: str = "cpu", thumbnails: int = 0,
+                  thumbnail_size: int = THUMBNAIL_SIZE, audio: bool = False,
+                  audio_rate: int = AUDIO_RATE) -> SampledFrames:
     """The frames shown at t = 0, 1/fps, 2/fps, ... for t < min(duration, max_seconds).
 
     Returns ``SampledFrames`` (``frames`` (F, size, size, 3) uint8 RGB, ``times``
-    (F,) float64 seconds, ...). Raises ``DecodeError`` (kind ``too_short`` when
-    fewer than ``min_frames`` samples come out). Memory: the kept frames, twice
-    over while they are stacked, plus one decoded frame.
+    (F,) float64 seconds, ``stats``, ``thumbnails``, ``audio``, ...; the
+    keyword arguments are those of ``iter_frames``). Raises ``DecodeError``
+    (kind ``too_short`` when fewer than ``min_frames`` samples come out).
+    Memory: the kept frames, twice over while they are stacked, plus one
+    decoded frame, the look-ahead packets and the audio waveform if asked for.
 
     ``timeout_s`` is a hard bound on the call: besides the deadline checked
     between packets and on every remote read, the decode runs in a watchdog
     thread (``_with_watchdog``), so a read or an FFmpeg call that never returns
     still ends in ``DecodeTimeout``.
     """
+    options = dict(interpolation=interpolation, threads=threads, on_error=on_error,
+                   skip_packets=skip_packets, decode_device=decode_device, thumbnails=thumbnails,
+                   thumbnail_size=thumbnail_size, audio=audio, audio_rate=audio_rate)
     if timeout_s is None:
-        return _sample_frames(uri, fps, max_seconds, size, interpolation, threads, None,
-                              on_error, min_frames)
+        return _sample_frames(uri, fps, max_seconds, size, None, min_frames, options)
     return _with_watchdog(uri, timeout_s, lambda: _sample_frames(
-        uri, fps, max_seconds, size, interpolation, threads, timeout_s, on_error, min_frames))
+        uri, fps, max_seconds, size, timeout_s, min_frames, options))
 
 
 # How long after ``timeout_s`` the watchdog stops waiting: the decode's own
@@ -656,13 +1098,13 @@ def _with_watchdog(uri: str, timeout_s: float, decode):
     return box["result"]
 
 
-def _sample_frames(uri, fps, max_seconds, size, interpolation, threads, timeout_s, on_error,
-                   min_frames) -> SampledFrames:
+def _sample_frames(uri, fps, max_seconds, size, timeout_s, min_frames, options) -> SampledFrames:
     """``sample_frames`` without the watchdog (see there)."""
-    stream = iter_frames(uri, fps, max_seconds, size, interpolation=interpolation, threads=threads,
-                         timeout_s=timeout_s, on_error=on_error)
+    stream = iter_frames(uri, fps, max_seconds, size, timeout_s=timeout_s, **options)
+    stream._replay = True   # after a restart, every sample again from the full decode
     with stream:
-        samples = list(stream)
+        by_index = {s.index: s for s in stream}
+    samples = [by_index[k] for k in sorted(by_index)]
     if len(samples) < max(1, min_frames):
         raise DecodeError(uri, "too_short",
                           f"only {len(samples)} frame(s) sampled at {fps:g} fps (video lasts "
@@ -676,4 +1118,7 @@ def _sample_frames(uri, fps, max_seconds, size, interpolation, threads, timeout_
         info=stream.info,
         warnings=list(stream.warnings),
         decoded_frames=stream.decoded_frames,
+        stats=stream.stats,
+        thumbnails=stream.thumbnails,
+        audio=stream.audio,
     )

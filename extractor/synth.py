@@ -229,6 +229,59 @@ _TEXTURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
+def panorama(seed: int = 0, speed: float = 0.08, shapes: int = 3) -> Content:
+    """Camera-like footage: a smooth random landscape (a few octaves of
+    low-pass noise, seeded) that the camera pans across at ``speed`` frame
+    widths per second, with ``shapes`` discs moving over it.
+
+    Encoders treat it as they treat real footage (smooth motion, no
+    high-frequency texture sliding by), so their B-frame and reference
+    decisions are the usual ones; the benchmarks use it.
+    """
+    cache: dict[tuple[int, int], np.ndarray] = {}
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(40, 230, (shapes, 3)).astype(np.uint8)
+    phases = rng.uniform(0, 2 * math.pi, (shapes, 2))
+    periods = rng.uniform(3.0, 9.0, shapes)
+
+    def landscape(height: int, width: int) -> np.ndarray:
+        key = (height, width)
+        if key not in cache:
+            big_h, big_w = 2 * height, 3 * width
+            img = np.zeros((big_h, big_w, 3), np.float32)
+            r = np.random.default_rng(seed)
+            for octave, weight in ((4, 1.0), (12, 0.5), (36, 0.25), (108, 0.12)):
+                grid = r.uniform(0, 1, (octave + 1, int(octave * big_w / big_h) + 2, 3)).astype(np.float32)
+                ys = np.linspace(0, octave, big_h, dtype=np.float32)
+                xs = np.linspace(0, grid.shape[1] - 1.001, big_w, dtype=np.float32)
+                y0, x0 = ys.astype(int), xs.astype(int)
+                fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+                y1, x1 = np.minimum(y0 + 1, grid.shape[0] - 1), x0 + 1
+                top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx
+                bottom = grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx
+                img += weight * (top * (1 - fy) + bottom * fy)
+            img = (img - img.min()) / (img.max() - img.min() + 1e-6)
+            cache[key] = (30 + 195 * img).astype(np.uint8)
+        return cache[key]
+
+    def content(index: int, t: float, height: int, width: int) -> np.ndarray:
+        land = landscape(height, width)
+        span_x, span_y = land.shape[1] - width, land.shape[0] - height
+        # Pan back and forth across the landscape (a triangle wave), drifting vertically.
+        travel = (speed * width * t) % (2 * span_x) if span_x else 0
+        x = int(travel if travel <= span_x else 2 * span_x - travel)
+        y = int((0.5 + 0.4 * math.sin(2 * math.pi * t / 17.0)) * span_y)
+        img = land[y:y + height, x:x + width].copy()
+        yy, xx = _grid(height, width)
+        for c, (py, px), period in zip(colours, phases, periods):
+            cy = 0.5 + 0.3 * math.sin(2 * math.pi * t / period + py)
+            cx = 0.5 + 0.35 * math.cos(2 * math.pi * t / period + px)
+            img[(yy - cy) ** 2 + ((xx - cx) * width / height) ** 2 <= 0.012] = c
+        return img
+
+    return content
+
+
 def with_timecode(content: Content, bits: int = 10, band: float = 0.25) -> Content:
     """``content`` with the frame index stamped on its top ``band`` fraction."""
 
@@ -281,7 +334,10 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
                 duration_s: float = 2.0, frame_times: Sequence[float] | None = None,
                 start_s: float = 0.0, last_frame_s: float | None = None,
                 rotation: int = 0, audio: bool = False, pix_fmt: str | None = None,
-                options: dict[str, str] | None = None, gop: int | None = None) -> SynthVideo:
+                options: dict[str, str] | None = None, gop: int | None = None,
+                audio_codec: str | None = None, audio_hz: float = 440.0,
+                audio_start_s: float = 0.0, audio_channels: int = 1,
+                encoder_threads: str | None = None) -> SynthVideo:
     """Encodes a synthetic video at ``path``; returns what was written.
 
     - ``content(index, t, height, width)`` gives the upright RGB picture of frame
@@ -297,7 +353,13 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
       so a reader that honours the matrix shows ``content`` upright.
     - ``pix_fmt``: default yuv420p; yuv444p for x264/x265 at odd sizes (their
       4:2:0 needs even sizes).
-    - ``audio``: add a 440 Hz tone track (AAC, or Opus in WebM).
+    - ``audio``: add a tone track: ``audio_hz`` Hz (0: silence), amplitude 0.2,
+      ``audio_channels`` channels, starting ``audio_start_s`` after the first
+      frame and ending with the video; ``audio_codec`` ``aac`` (default) or
+      ``libopus`` (the default in WebM).
+    - ``encoder_threads``: the encoder's thread type (``"FRAME"`` as the ffmpeg
+      command line uses; default PyAV's, slice threads, with which libx264
+      codes no B-frames).
     """
     path = os.fspath(path)
     if codec not in CODECS:
@@ -353,6 +415,8 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
         stream.width, stream.height = stored_w, stored_h
         stream.pix_fmt = pix_fmt
         stream.codec_context.time_base = TIME_BASE
+        if encoder_threads:
+            stream.codec_context.thread_type = encoder_threads
         opts = dict(_ENCODER_OPTIONS[codec])
         if gop:
             opts["g"] = str(gop)
@@ -362,8 +426,11 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
             stream.set_display_rotation(rotation)
         astream = None
         if audio:
-            astream = out.add_stream("libopus" if fmt == "webm" else "aac", rate=48000)
-            astream.layout = "mono"
+            acodec = audio_codec or ("libopus" if fmt == "webm" else "aac")
+            if audio_channels not in (1, 2):
+                raise ValueError(f"audio_channels must be 1 or 2, got {audio_channels}")
+            astream = out.add_stream(acodec, rate=48000)
+            astream.layout = "mono" if audio_channels == 1 else "stereo"
 
         def mux(packets):
             for packet in packets:
@@ -390,7 +457,8 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
             mux(stream.encode(frame))
         mux(stream.encode(None))
         if astream is not None:
-            _write_tone(out, astream, times[0], times[-1] + last_frame_s)
+            _write_tone(out, astream, times[0] + audio_start_s, times[-1] + last_frame_s, audio_hz,
+                        audio_channels)
     finally:
         out.close()
     return SynthVideo(path=path, codec=codec, container=fmt, width=width, height=height,
@@ -398,16 +466,19 @@ def write_video(path: str | os.PathLike, content: Content | None = None, *,
                       rotation=rotation, audio=audio)
 
 
-def _write_tone(out, astream, start_s: float, end_s: float) -> None:
-    """A 440 Hz tone from ``start_s`` to ``end_s`` on ``astream``."""
+def _write_tone(out, astream, start_s: float, end_s: float, hz: float = 440.0,
+                channels: int = 1) -> None:
+    """A ``hz`` Hz tone (0: silence) from ``start_s`` to ``end_s`` on ``astream``."""
     rate = astream.codec_context.sample_rate or 48000
     frame_size = astream.codec_context.frame_size or 960
     total = int((end_s - start_s) * rate)
-    first = int(start_s * rate)
+    first = int(round(start_s * rate))
+    layout = "mono" if channels == 1 else "stereo"
     for n0 in range(0, total, frame_size):
         n = np.arange(n0, n0 + frame_size)
-        samples = (0.2 * np.sin(2 * math.pi * 440 * n / rate)).astype(np.float32)[None, :]
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        tone = (0.2 * np.sin(2 * math.pi * hz * n / rate)).astype(np.float32)
+        samples = np.repeat(tone[None, :], channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = rate
         frame.pts = first + n0
         frame.time_base = fractions.Fraction(1, rate)

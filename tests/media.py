@@ -10,11 +10,18 @@
   ``FileSystems`` without a network; it can inject faults (permission denied,
   a connection that drops after N bytes, slow reads).
 - Broken inputs: ``corrupt_packets`` (a stream that decodes for a while, then
-  garbage), ``retime_packets`` (non-monotonic timestamps), ``truncate_file``, ``write_audio_only``, ``write_still_image``,
-  ``write_random_bytes``, ``write_text``.
+  garbage), ``retime_packets`` (non-monotonic timestamps), ``swap_timestamps``
+  (two pictures' timestamps exchanged in a stream with B-frames),
+  ``damage_payload`` (slice data damaged, headers intact), ``corrupt_audio``,
+  ``truncate_file``, ``write_audio_only``, ``write_still_image``,
+  ``write_random_bytes``, ``write_text``; ``remux`` copies streams into another
+  container (an MPEG-TS file carries H.264/HEVC as Annex B byte streams).
+- ``decode_both`` and ``assert_same_samples``: a full decode and a decode that
+  skips unneeded packets of the same file, and the check that they agree.
 """
 from __future__ import annotations
 
+import dataclasses
 import fractions
 import io
 import os
@@ -73,7 +80,7 @@ def corrupt_packets(src: str, dst: str, from_packet: int = 0, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     with av.open(src) as inp, av.open(dst, "w") as out:
         stream = inp.streams.video[0]
-        ostream = out.add_stream_from_template(stream)
+        ostream = out.add_stream_from_template(stream, opaque=True)
         n = 0
         for packet in inp.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -107,6 +114,103 @@ def retime_packets(src: str, dst: str, times: Sequence[float]) -> str:
             packet.stream = ostream
             out.mux(packet)
     return dst
+
+
+def _copy(packet, data: bytes | None = None, pts: int | None = None):
+    """``packet`` with its payload and/or presentation time replaced."""
+    out = av.Packet(bytes(packet) if data is None else data)
+    out.pts = packet.pts if pts is None else pts
+    out.dts, out.duration = packet.dts, packet.duration
+    out.time_base, out.is_keyframe = packet.time_base, packet.is_keyframe
+    return out
+
+
+def remux(src: str, dst: str) -> str:
+    """Copies every stream of ``src`` into ``dst`` (container from its extension)."""
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        streams = {s.index: out.add_stream_from_template(s, opaque=True) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream_index]
+                out.mux(packet)
+    return dst
+
+
+def swap_timestamps(src: str, dst: str, at: Sequence[int]) -> str:
+    """Remuxes ``src``'s video with, for each index in ``at``, the presentation
+    times of the first two neighbouring packets from there on exchanged (where
+    the container allows it: both still at or after both decode times): the
+    timestamps then contradict the pictures' order, as a broken muxer writes."""
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        stream = inp.streams.video[0]
+        ostream = out.add_stream_from_template(stream, opaque=True)
+        packets = [_copy(p) for p in inp.demux(stream) if p.size]
+        for start in at:
+            for a, b in zip(packets[start:], packets[start + 1:]):
+                if None not in (a.dts, b.dts) and a.pts != b.pts and min(a.pts, b.pts) >= max(a.dts, b.dts):
+                    a.pts, b.pts = b.pts, a.pts
+                    break
+            else:
+                raise ValueError(f"no pair of packets from {start} on can exchange timestamps in {src}")
+        for packet in packets:
+            packet.stream = ostream
+            out.mux(packet)
+    return dst
+
+
+def damage_payload(src: str, dst: str, packets: Sequence[int], seed: int = 0, keep: int = 40) -> str:
+    """Remuxes ``src``'s video with bytes flipped in the listed packets past their
+    first ``keep`` bytes: headers intact, slice data damaged."""
+    rng = np.random.default_rng(seed)
+    chosen = set(packets)
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        stream = inp.streams.video[0]
+        ostream = out.add_stream_from_template(stream, opaque=True)
+        for n, packet in enumerate(p for p in inp.demux(stream) if p.size):
+            if n in chosen and packet.size > keep + 8:
+                data = bytearray(bytes(packet))
+                for i in rng.integers(keep, len(data), 8):
+                    data[i] ^= 0xFF
+                packet = _copy(packet, bytes(data))
+            packet.stream = ostream
+            out.mux(packet)
+    return dst
+
+
+def corrupt_audio(src: str, dst: str, seed: int = 0) -> str:
+    """Remuxes ``src`` with every audio packet's payload replaced by random bytes."""
+    rng = np.random.default_rng(seed)
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        streams = {s.index: out.add_stream_from_template(s, opaque=True) for s in inp.streams}
+        for packet in inp.demux():
+            if not packet.size:
+                continue
+            target = streams[packet.stream.index]
+            if packet.stream.type == "audio":
+                packet = _copy(packet, rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+            packet.stream = target
+            out.mux(packet)
+    return dst
+
+
+def decode_both(path: str, **kwargs):
+    """(full decode, decode skipping unneeded packets) of ``path``: ``sample_frames`` results."""
+    from yt8m.extractor.decode import sample_frames
+    full = sample_frames(path, skip_packets=False, **kwargs)
+    skipping = sample_frames(path, skip_packets=True, **kwargs)
+    return full, skipping
+
+
+def assert_same_samples(full, skipping) -> None:
+    """The skipping decode gave exactly the full decode's samples, times, end and warnings."""
+    assert len(skipping) == len(full), (len(skipping), len(full))
+    assert np.array_equal(skipping.times, full.times)
+    assert np.array_equal(skipping.source_times, full.source_times)
+    assert np.array_equal(skipping.frames, full.frames), \
+        f"frames differ at samples {np.flatnonzero((skipping.frames != full.frames).reshape(len(full), -1).any(1))}"
+    assert skipping.duration_s == full.duration_s
+    assert [w.to_dict() for w in skipping.warnings] == [w.to_dict() for w in full.warnings]
+    assert dataclasses.replace(skipping.info, uri="") == dataclasses.replace(full.info, uri="")
 
 
 def truncate_file(src: str, dst: str, fraction: float = 0.5) -> str:
