@@ -147,3 +147,15 @@ def test_memory_stays_within_the_cap():
     decoder._drain([_Frame(8000, 0), _Frame(8000, 16000), _Frame(1000, 40000)])
     wave = decoder.finish().waveform
     assert wave.shape[0] == 25000 and wave[:8000].all() and not wave[8000:24000].any()
+
+
+def test_the_track_feeds_the_vggish_front_end(video_factory):
+    # One example per sampled second, on real audio (extractor.logmel's contract).
+    from yt8m.extractor.logmel import waveform_to_examples
+    video = video_factory("vggish.mp4", fps=25, duration_s=4.0, audio=True)
+    result = sample_frames(video.path, size=32, audio=True)
+    examples = waveform_to_examples(result.audio.waveform, result.times, result.audio.sample_rate)
+    assert len(examples) == len(result) == 4
+    assert examples.complete.all()
+    silent = waveform_to_examples(None, result.times)
+    assert not (examples.examples == silent.examples).all()
