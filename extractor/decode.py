@@ -379,7 +379,7 @@ class FrameStream:
                 # The device exists but would not decode this file: decode it on the CPU.
                 self._container = None
                 note = f"the {self._use_device} decoder could not open this file ({type(e).__name__}: {e})"
-                hwdecode.warn_once(self._use_device + ":open", note)
+                hwdecode.warn_once(self._use_device, note, key=self._use_device + ":open")
                 self.stats.device, self.stats.device_note = "cpu", note
                 if self._reader is not None:
                     self._reader.seek(0)
@@ -596,6 +596,8 @@ class FrameStream:
                     self.warnings = []
                     self._open(self._threads)
                     self.stats.restarted = restart.reason
+                    if restart.cpu:
+                        self.stats.device_note = restart.reason + "; decoded on the CPU"
             stats = run.stats
             stats.restarted = self.stats.restarted
             stats.device, stats.device_note = self.stats.device, self.stats.device_note

@@ -69,12 +69,14 @@ def device_problem(device: str) -> str | None:
         return _probed[device]
 
 
-def warn_once(device: str, reason: str) -> None:
-    """Issues the process's one ``DecodeDeviceWarning`` for ``device``."""
+def warn_once(device: str, reason: str, key: str | None = None) -> None:
+    """Issues the process's one ``DecodeDeviceWarning`` for ``device`` (per ``key``:
+    a missing device, or a device that would not open a file)."""
+    key = key or device
     with _lock:
-        if device in _warned:
+        if key in _warned:
             return
-        _warned.add(device)
+        _warned.add(key)
     warnings.warn(DecodeDeviceWarning(
         f"decode_device={device!r} requested but {reason}; decoding on the CPU instead "
         "(this warning is shown once per process)"), stacklevel=4)

@@ -102,3 +102,29 @@ def test_cuda_frames_equal_cpu_frames(video_factory, codec, name):
                                   sample_frames(video.path, size=64, thumbnails=2).thumbnails.images)
     if codec in ("libx264", "libx265"):
         assert gpu.stats.device == "cuda", gpu.stats
+
+
+def test_a_device_decode_error_decodes_again_on_the_cpu(video_factory, tmp_path, monkeypatch,
+                                                        fresh_probe):
+    # Stand-in for a GPU decoder that fails part way: the decode is marked as
+    # running on "cuda" (it runs on the CPU here) and the stream turns to garbage.
+    from tests.media import corrupt_packets
+    from yt8m.extractor.decode import FrameStream
+    original = FrameStream._open
+
+    def open_as_cuda(self, threads):
+        original(self, threads)
+        if self._use_device == "cuda":
+            self.stats.device = "cuda"
+
+    monkeypatch.setattr(hwdecode, "_probe", lambda device: "absent (test)")
+    monkeypatch.setattr(FrameStream, "_open", open_as_cuda)
+    video = video_factory("good.mkv", fps=10, duration_s=6)
+    path = corrupt_packets(video.path, str(tmp_path / "half.mkv"), from_packet=25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sample_frames(path, size=32, decode_device="cuda")
+    cpu = sample_frames(path, size=32)
+    assert result.stats.device == "cpu" and "decoded on the CPU" in result.stats.device_note
+    np.testing.assert_array_equal(result.frames, cpu.frames)
+    assert [w.kind for w in result.warnings] == [w.kind for w in cpu.warnings] == ["partial_decode"]
