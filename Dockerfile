@@ -23,6 +23,7 @@ COPY extractor/ extractor/
 COPY compression/ compression/
 COPY pipeline/ pipeline/
 COPY trainer/ trainer/
+COPY explorer/ explorer/
 RUN pip install --no-cache-dir . && pip check
 ENTRYPOINT ["/opt/apache/beam/boot"]
 
@@ -46,6 +47,7 @@ COPY extractor/ extractor/
 COPY compression/ compression/
 COPY pipeline/ pipeline/
 COPY trainer/ trainer/
+COPY explorer/ explorer/
 RUN pip install --upgrade pip && pip install '.[gpu]' && pip check
 # The Beam SDK harness entrypoint, copied from the matching SDK image.
 COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam

@@ -22,23 +22,55 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-# Class name -> (entity kg_id, display name, family entity). Families give
-# videos a second label, as YouTube-8M videos have 1.8 labels on average.
+# Class name -> (entity kg_id, display name, family, verticals, scores of raters r0-r2).
+# The sample corpus is a miniature of the dataset (paper section 3.4): entities
+# in several of the 24 top-level verticals, Zipf-like videos per entity (the
+# first class is the most popular, see ``zipf_counts``), and rater scores whose
+# means fall in each specificity bucket of Figure 4b (coarse <= 1.5 < medium
+# <= 2.0 < fine <= 2.5 with the default --max_mean_rating). Families give most
+# videos a second label (YouTube-8M videos have 1.8 labels on average).
 CLASSES = {
-    "red_circle": ("/m/demo_red_circle", "Red circle", "shape"),
-    "green_square": ("/m/demo_green_square", "Green square", "shape"),
-    "blue_triangle": ("/m/demo_blue_triangle", "Blue triangle", "shape"),
-    "yellow_ring": ("/m/demo_yellow_ring", "Yellow ring", "shape"),
-    "white_cross": ("/m/demo_white_cross", "White cross", "shape"),
-    "stripes": ("/m/demo_stripes", "Stripes", "texture"),
-    "checker": ("/m/demo_checker", "Checkerboard", "texture"),
-    "diagonal": ("/m/demo_diagonal", "Diagonal lines", "texture"),
-    "rings": ("/m/demo_rings", "Concentric rings", "texture"),
-    "hstripes": ("/m/demo_hstripes", "Horizontal stripes", "texture"),
+    "red_circle": ("/m/demo_red_circle", "Red circle", "shape", "Sports", (1, 1, 2)),
+    "green_square": ("/m/demo_green_square", "Green square", "shape", "Games", (1, 2, 2)),
+    "blue_triangle": ("/m/demo_blue_triangle", "Blue triangle", "shape", "Travel", (2, 3, 2)),
+    "yellow_ring": ("/m/demo_yellow_ring", "Yellow ring", "shape", "Shopping", (1, 1, 1)),
+    "white_cross": ("/m/demo_white_cross", "White cross", "shape", "Health", (2, 2, 2)),
+    "stripes": ("/m/demo_stripes", "Stripes", "texture", "Beauty & Fitness", (2, 2, 3)),
+    "checker": ("/m/demo_checker", "Checkerboard", "texture", "Games;Hobbies & Leisure",
+                (1, 2, 1)),
+    "diagonal": ("/m/demo_diagonal", "Diagonal lines", "texture", "Arts & Entertainment",
+                 (2, 1, 2)),
+    "rings": ("/m/demo_rings", "Concentric rings", "texture", "Science", (3, 2, 2)),
+    "hstripes": ("/m/demo_hstripes", "Horizontal stripes", "texture", "Home & Garden",
+                 (2, 2, 1)),
 }
-FAMILIES = {"shape": ("/m/demo_shape", "Shape"), "texture": ("/m/demo_texture", "Texture")}
+# What each class shows (its entity's description, as a catalog would give it).
+DESCRIPTIONS = {
+    "red_circle": "A red disc moving over a dark background.",
+    "green_square": "A green square moving over a dark background.",
+    "blue_triangle": "A blue triangle moving over a light background.",
+    "yellow_ring": "A yellow ring moving over a purple background.",
+    "white_cross": "A white cross moving over a dark red background.",
+    "stripes": "Vertical yellow and dark stripes drifting sideways.",
+    "checker": "A black and white checkerboard drifting slowly.",
+    "diagonal": "Cyan and dark red diagonal lines.",
+    "rings": "Orange and dark green concentric rings.",
+    "hstripes": "Horizontal purple and light grey stripes.",
+}
+WIKI = "https://en.wikipedia.org/wiki/"
+WIKI_PAGES = {"red_circle": "Circle", "green_square": "Square", "blue_triangle": "Triangle",
+              "yellow_ring": "Annulus_(mathematics)", "white_cross": "Cross",
+              "stripes": "Stripe_(pattern)", "checker": "Checkerboard", "diagonal": "Diagonal",
+              "rings": "Concentric_objects", "hstripes": "Stripe_(pattern)"}
+# family -> (kg_id, name, verticals, scores)
+FAMILIES = {"shape": ("/m/demo_shape", "Shape", "Science;Reference", (1, 1, 1)),
+            "texture": ("/m/demo_texture", "Texture", "Arts & Entertainment", (1, 1, 2))}
+# The share of videos that also carry their family's label (the rest have one label).
+FAMILY_SHARE = 0.8
 # An entity raters call non-visual (mean score 4.3 > 2.5): its videos are excluded.
 NON_VISUAL = ("/m/demo_podcast", "Podcast episode")
+# A catalog entity that only experts could identify (mean 3.0): excluded by rating.
+EXPERT_ONLY = ("/m/demo_moire", "Moire pattern", "Science", (3, 3, 3))
 
 # Selection flags that suit the sample corpus (its videos are seconds long
 # and its entities have a handful of videos, not the paper's 120-500 s / 200).
@@ -82,17 +114,49 @@ def _pick_ids(n: int, seed: int = 0, prefix: str = "vid") -> list[str]:
     return sorted(got["train"] + got["validate"] + got["test"])
 
 
+def zipf_counts(n: int, k: int, exponent: float = 1.0, floor: int = 2) -> list[int]:
+    """Videos per class for ``n`` videos over at most ``k`` classes, Zipf-like by rank.
+
+    Every class used gets at least ``floor`` videos (so that it passes the demo's
+    ``--min_videos_per_entity 2`` and no good video is left without a label);
+    the rest is shared in proportion to ``1 / rank ** exponent`` (largest
+    remainders, ties to the more popular class). With fewer than ``floor * k``
+    videos only the ``n // floor`` most popular classes are used.
+    """
+    if n < 1 or k < 1:
+        raise ValueError(f"zipf_counts needs n >= 1 and k >= 1, got n={n}, k={k}")
+    used = max(1, min(k, n // floor))
+    base = min(floor, n // used)
+    rest = n - base * used
+    weights = [1.0 / (r + 1) ** exponent for r in range(used)]
+    shares = [rest * w / sum(weights) for w in weights]
+    counts = [base + int(x) for x in shares]
+    order = sorted(range(used), key=lambda r: (-(shares[r] - int(shares[r])), r))
+    for r in order[:n - sum(counts)]:
+        counts[r] += 1
+    return counts
+
+
 def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
                 width: int = 160, height: int = 120, fps: float = 10.0,
                 n_broken: int = 2, n_excluded: int = 3, seed: int = 0,
                 classes: Optional[Sequence[str]] = None) -> Corpus:
     """Write a sample corpus into ``folder``; returns its paths and expected outcome.
 
-    ``n_videos`` good videos cycle through ``classes``; ``n_broken`` rows point
-    at a file of random bytes and a missing file; ``n_excluded`` rows break a
-    rule (too few views, a non-visual entity, too short).
+    ``n_videos`` good videos are shared among ``classes`` Zipf-like
+    (``zipf_counts``; the first class is the most popular), assigned to the
+    videos by a ``seed``-ed shuffle so that every class meets every split;
+    about ``FAMILY_SHARE`` of them also carry their family's label.
+    ``n_broken`` rows point at a file of random bytes and a missing file;
+    ``n_excluded`` rows break a rule (too few views, a non-visual entity, too
+    short). The catalog spreads the entities over several verticals and the
+    ratings put them in all three specificity buckets; one more catalog
+    entity (``EXPERT_ONLY``, no videos) fails the rating rule.
     """
+    import random
+
     from yt8m.extractor import synth
+    from yt8m.vocab import rules
     if n_videos < 1:
         raise ValueError(f"make_corpus needs at least 1 good video, got {n_videos}")
     classes = list(classes or CLASSES)
@@ -104,15 +168,24 @@ def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
     corpus = Corpus(folder=folder, manifest=os.path.join(folder, "manifest.csv"),
                     entities=os.path.join(folder, "entities.csv"),
                     ratings=os.path.join(folder, "ratings.csv"))
+    counts = zipf_counts(n_videos, len(classes))
+    assigned = [cls for cls, c in zip(classes, counts) for _ in range(c)]
+    random.Random(seed).shuffle(assigned)
+    ids = _pick_ids(n_videos, seed)
+    # Exactly FAMILY_SHARE of the videos (those with the smallest hash) get a second label.
+    with_family = set(sorted(ids, key=lambda v: rules.h("family", v, seed))
+                      [:round(FAMILY_SHARE * n_videos)])
     rows = []
-    for k, vid in enumerate(_pick_ids(n_videos, seed)):
-        cls = classes[k % len(classes)]
+    for k, (vid, cls) in enumerate(zip(ids, assigned)):
         path = os.path.join(vids, f"{vid}.mp4")
         if not os.path.exists(path):
             synth.write_video(path, synth.make_content(cls), width=width, height=height,
                               fps=fps, duration_s=duration_s)
-        kg, _, fam = CLASSES[cls]
-        rows.append((vid, path, 5000 + 37 * k, duration_s, f"{kg};{FAMILIES[fam][0]}"))
+        kg, fam = CLASSES[cls][0], CLASSES[cls][2]
+        labels = [kg]
+        if vid in with_family:
+            labels.append(FAMILIES[fam][0])
+        rows.append((vid, path, 5000 + 37 * k, duration_s, ";".join(labels)))
         corpus.good.append(vid)
     corpus.frames_per_video = int(duration_s)  # 1 frame/s for t < duration
     first_kg = CLASSES[classes[0]][0]
@@ -135,26 +208,36 @@ def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
         w = csv.writer(fh)
         w.writerow(["video_id", "uri", "views", "duration_s", "entities"])
         w.writerows(rows)
-    used = {CLASSES[c][0]: (CLASSES[c][1], CLASSES[c][2]) for c in classes}
+    entities, scores = [], {}
+    for cls in classes:
+        kg, name, _, verticals, rated = CLASSES[cls]
+        entities.append((kg, name, "Visual Object", verticals, DESCRIPTIONS[cls],
+                         WIKI + WIKI_PAGES[cls]))
+        scores[kg] = rated
+    for fam, (kg, name, verticals, rated) in FAMILIES.items():
+        entities.append((kg, name, "Visual Object", verticals,
+                         f"Any {fam}: the family of the demo's {fam} classes.",
+                         WIKI + ("Shape" if fam == "shape" else "Texture_(visual_arts)")))
+        scores[kg] = rated
+    entities.append((NON_VISUAL[0], NON_VISUAL[1], "Audio Work",
+                     "Arts & Entertainment;Internet & Telecom",
+                     "An episode of an audio programme: sound only.", WIKI + "Podcast"))
+    scores[NON_VISUAL[0]] = (4, 5, 4)
+    kg, name, verticals, rated = EXPERT_ONLY
+    entities.append((kg, name, "Visual Object", verticals,
+                     "Interference fringes of two overlaid fine patterns.",
+                     WIKI + "Moir%C3%A9_pattern"))
+    scores[kg] = rated
     with open(corpus.entities, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["kg_id", "name", "types", "vertical", "description", "wiki_url"])
-        for kg, (name, fam) in sorted(used.items()):
-            w.writerow([kg, name, "Visual Object", "Arts & Entertainment",
-                        f"synthetic {fam}: {name.lower()}", ""])
-        for kg, name in FAMILIES.values():
-            w.writerow([kg, name, "Visual Object", "Arts & Entertainment",
-                        f"synthetic family {name.lower()}", ""])
-        w.writerow([NON_VISUAL[0], NON_VISUAL[1], "Audio Work", "Arts & Entertainment",
-                    "sound only", ""])
+        w.writerows(sorted(entities))
     with open(corpus.ratings, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["kg_id", "rater_id", "score"])
-        for kg in sorted(used) + [v[0] for v in FAMILIES.values()]:
-            for r, s in enumerate((1, 2, 1)):
+        for kg in sorted(scores):
+            for r, s in enumerate(scores[kg]):
                 w.writerow([kg, f"r{r}", s])
-        for r, s in enumerate((4, 5, 4)):
-            w.writerow([NON_VISUAL[0], f"r{r}", s])
     return corpus
 
 
@@ -201,6 +284,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"demo: building {dataset} with weights {weights!r} ...", file=sys.stderr)
     rc = build_main(argv_build)
     if rc == 0:
+        _write_thumbnails(dataset)
         print(f"demo: done. The dataset is in {dataset} (see docs/pipeline.md for the "
               f"layout).", file=sys.stderr)
+        print(explore_hint(dataset, ns.model), file=sys.stderr)
     return rc
+
+
+def _write_thumbnails(dataset: str) -> None:
+    """Thumbnails for the explorer, for the videos whose build did not keep them."""
+    from yt8m.pipeline.thumbnails import backfill
+    counts = backfill(dataset)
+    if counts["written"]:
+        print(f"demo: wrote thumbnails of {counts['written']} videos for the explorer "
+              f"(decoded again: this build's decode step did not keep them)", file=sys.stderr)
+
+
+def explore_hint(dataset: str, model: str = "logistic") -> str:
+    """How to open the explorer on the demo's build (printed at the end of ``demo``)."""
+    predictions = os.path.join(dataset, f"train_{model}", "predictions.csv")
+    serve = f"python run_pipeline.py serve --data_dir {dataset}"
+    if os.path.exists(predictions):
+        serve += f" --predictions {predictions}"
+    return ("demo: explore it in a browser (docs/explorer.md):\n"
+            f"  {serve}\n"
+            "  then open http://127.0.0.1:8080/ ; to rate, make a rater and open the link it "
+            "prints:\n"
+            f"  python run_pipeline.py raters add admin --admin --data_dir {dataset}")

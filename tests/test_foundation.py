@@ -13,7 +13,8 @@ from yt8m import cli as run_pipeline
 from yt8m.pipeline import runner
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBCOMMANDS = ["build", "vocab", "extract", "resplit", "train", "evaluate", "predict", "demo"]
+SUBCOMMANDS = ["build", "vocab", "extract", "resplit", "train", "evaluate", "predict", "demo",
+               "serve", "raters", "ratings"]
 
 
 def _pyproject() -> dict:

@@ -155,6 +155,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--top_k", type=int, default=20)
     p.add_argument("--output", help="write the metrics as JSON here too")
+    p.add_argument("--human_labels", help="human labels CSV ('ratings export --videos'): also "
+                                          "report PERR, Hit@1, Hit@5 on the human-rated test "
+                                          "videos (key human_rated; Table 4)")
     ns, rest = p.parse_known_args(argv)
     _reject_unknown(p, rest)
     import tensorflow as tf
@@ -163,6 +166,11 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         metrics = evaluate_run(ns.model_dir, data_dir=ns.data_dir, split=ns.split,
                                data_pattern=ns.data_pattern, batch_size=ns.batch_size,
                                top_k=ns.top_k)
+        if ns.human_labels:
+            from yt8m.trainer.human_eval import evaluate_human_labels
+            metrics["human_rated"] = evaluate_human_labels(
+                ns.model_dir, ns.human_labels, data_dir=ns.data_dir,
+                data_pattern=ns.data_pattern, batch_size=ns.batch_size)
     except (ValueError, FileNotFoundError) as e:
         return _fail(p.prog, e)
     except tf.errors.InvalidArgumentError as e:

@@ -32,6 +32,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "predict the top entities for videos from extracted features"),
     "demo": ("yt8m.pipeline.demo:main",
              "generate a small sample corpus, build a dataset from it and train a baseline"),
+    "serve": ("yt8m.explorer.cli:serve_main",
+              "the dataset explorer and rating server (verticals, entities, videos, raters)"),
+    "raters": ("yt8m.explorer.cli:raters_main",
+               "add, list or revoke the explorer's raters (prints sign-in links)"),
+    "ratings": ("yt8m.explorer.cli:ratings_main",
+                "export the explorer's ratings (ratings.csv, human labels) or report on them"),
 }
 
 
