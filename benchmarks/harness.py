@@ -34,7 +34,8 @@ COST_END = "<!-- cost-model:end -->"
 
 # Run order: cheap first, so --quick reports something early.
 MODULES = ["compression_bench", "vocab_bench", "trainer_bench", "decode_bench",
-           "extract_bench", "audio_bench", "build_bench", "reliability_bench"]
+           "extract_bench", "audio_bench", "build_bench", "reliability_bench",
+           "explorer_bench"]
 
 # The names every run must report (issue: benchmarks harness).
 REQUIRED = [

@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from yt8m import fs
 from yt8m.explorer import exports as X
 from yt8m.explorer import tasks as T
+from yt8m.explorer.agreement import majority
 from yt8m.explorer.service import Explorer
 from yt8m.explorer.verticals import UNASSIGNED, ordered
 from yt8m.pipeline import thumbnails as TH
@@ -307,12 +308,10 @@ def create_app(explorer: Explorer) -> FastAPI:
         v["thumbnails"] = strip.n if strip else 0
         v["times"] = list(strip.times) if strip and strip.times else None
         if admin and v["split"] == "test":
-            marks = store.video_marks().get(video_id)
+            marks = store.marks_of(video_id)
             v["human"] = None
             if marks:
-                from yt8m.explorer.agreement import majority
-                v["human"] = {"raters": marks["raters"],
-                              "majority": sorted(majority(list(marks["raters"].values())))}
+                v["human"] = {"raters": marks, "majority": sorted(majority(list(marks.values())))}
         return v
 
     @app.get("/video/{video_id:path}", response_class=HTMLResponse)

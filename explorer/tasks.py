@@ -396,6 +396,23 @@ class Store:
                 out.setdefault(kg, []).append((name, int(score)))
         return out
 
+    def marks_of(self, video_id: str) -> dict[str, list]:
+        """``{rater name: [kg_id, ...]}`` of one video's finished ratings."""
+        out: dict[str, list] = {}
+        with self.db.read() as conn:
+            for (name,) in conn.execute(
+                    select(D.raters.c.name).join(D.video_ratings,
+                                                 D.video_ratings.c.rater_id == D.raters.c.id)
+                    .where(D.video_ratings.c.video_id == video_id)):
+                out[name] = []
+            for name, kg in conn.execute(
+                    select(D.raters.c.name, D.video_marks.c.kg_id)
+                    .join(D.video_marks, D.video_marks.c.rater_id == D.raters.c.id)
+                    .where(D.video_marks.c.video_id == video_id)
+                    .order_by(D.video_marks.c.kg_id)):
+                out.setdefault(name, []).append(kg)
+        return out
+
     def video_marks(self) -> dict[str, dict]:
         """``{video_id: {"candidates": [...], "raters": {name: [kg_id, ...]}}}`` of rated videos."""
         out: dict[str, dict] = {}
