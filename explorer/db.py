@@ -162,7 +162,7 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """One transaction (BEGIN IMMEDIATE on SQLite): committed at the end, rolled back on error."""
+        """One transaction (BEGIN IMMEDIATE on SQLite), committed, or rolled back on error."""
         with self.engine.connect() as conn:
             conn.execution_options(yt8m_write=True)
             with conn.begin():

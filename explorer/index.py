@@ -77,7 +77,7 @@ CREATE INDEX IF NOT EXISTS catalog_by_position ON catalog (candidate, position);
 """
 
 
-class IndexError_(RuntimeError):
+class IndexBuildError(RuntimeError):
     """The index cannot be built from the build's files (the message names the file)."""
 
 
@@ -176,7 +176,7 @@ def _build_dataset(con: sqlite3.Connection, sources: S.Sources, progress) -> Non
         try:
             idx = int(row["Index"])
         except (KeyError, ValueError):
-            raise IndexError_(f"{sources.vocabulary}: row without a numeric Index ({row}); is "
+            raise IndexBuildError(f"{sources.vocabulary}: row without a numeric Index ({row}); is "
                               f"it a build's vocabulary.csv?") from None
         entities[idx] = row
     verts_of = {i: _verticals_of(r) for i, r in entities.items()}
@@ -268,7 +268,7 @@ def _build_catalog(con: sqlite3.Connection, sources: S.Sources) -> None:
             rows.append((e.kg_id, e.name or e.kg_id, ";".join(e.types), ";".join(e.verticals),
                          e.description, e.wiki_url, int(candidate), pos))
     except ValueError as err:
-        raise IndexError_(str(err)) from err
+        raise IndexBuildError(str(err)) from err
     con.executemany("INSERT INTO catalog VALUES (?,?,?,?,?,?,?,?)", rows)
 
 

@@ -160,7 +160,7 @@ class Store:
 
     # -- task pools ---------------------------------------------------------
     def ensure_entity_tasks(self, kg_ids: Iterable[str], seed: int = 0) -> int:
-        """Add the 3 slots of every entity that has none yet; returns how many entities were added."""
+        """Add 3 slots for every entity that has none yet; returns how many entities got them."""
         return self._ensure_slots(D.entity_slots, "kg_id", "entity", kg_ids, seed)
 
     def _ensure_slots(self, table, key: str, kind: str, keys: Iterable[str], seed: int) -> int:

@@ -106,6 +106,8 @@ def figure6(stats: dict):
     rows = max(len(ev), len(tv), 1)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 1.6 + 0.28 * rows), layout="constrained")
     a1.barh(list(ev)[::-1], list(ev.values())[::-1])
+    from matplotlib.ticker import MaxNLocator
+    a1.xaxis.set_major_locator(MaxNLocator(integer=True))   # counts of entities
     a1.set_title("(a) entities per vertical")
     a1.set_xlabel("entities")
     a2.barh(list(tv)[::-1], list(tv.values())[::-1], color="C1")

@@ -226,7 +226,11 @@ def make_driver(binary: str, driver: str, width: int = 1280, height: int = 900):
 def screenshot(drv, path, full_height: bool = True, width: int = 1280, max_height: int = 2400):
     """A PNG of the page; the window is grown to the page's height first."""
     if full_height:
-        h = drv.execute_script("return Math.max(document.body.scrollHeight, "
-                               "document.documentElement.scrollHeight)")
-        drv.set_window_size(width, min(max_height, max(600, int(h) + 20)))
+        # Start small: a page is never shorter than the window it is measured in.
+        drv.set_window_size(width, 600)
+        for _ in range(2):   # the page may reflow at the new width
+            h, chrome = drv.execute_script(
+                "return [Math.max(document.body.scrollHeight, "
+                "document.documentElement.scrollHeight), window.outerHeight - window.innerHeight];")
+            drv.set_window_size(width, min(max_height, max(600, int(h) + int(chrome) + 4)))
     drv.save_screenshot(str(path))

@@ -9,7 +9,7 @@ import pytest
 
 from tests.explorer.helpers import SECRET
 from yt8m.explorer import source as S
-from yt8m.explorer.index import Index, IndexError_, ensure_index
+from yt8m.explorer.index import Index, IndexBuildError, ensure_index
 from yt8m.explorer.verticals import TOP_LEVEL
 
 
@@ -118,7 +118,7 @@ def test_a_broken_rebuild_keeps_the_previous_index(fake_build, tmp_path):
     _, _, path = build_index(fake_build, tmp_path)
     voc = fake_build.out / "vocabulary.csv"
     voc.write_text("Index,Name\nnot-a-number,x\n")
-    with pytest.raises(IndexError_, match="Index"):
+    with pytest.raises(IndexBuildError, match="Index"):
         ensure_index(S.Sources.locate(str(fake_build.out)), path)
     assert Index(path).num_entities() == len(fake_build.vocabulary)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".part")]
