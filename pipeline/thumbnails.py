@@ -33,8 +33,8 @@ never leaves half a JPEG. A build without thumbnails (older builds) simply has
 no such folder: readers return None and the explorer shows a placeholder.
 
 ``backfill(data_dir)`` writes the missing thumbnails of an existing build by
-decoding its videos again (a few frames each), for builds made before the
-build kept them.
+decoding its videos again (the decoder's own thumbnails, ``sample_frames(...,
+thumbnails=n)``), for builds made before the build kept them.
 """
 from __future__ import annotations
 
@@ -235,20 +235,25 @@ def has_thumbnails(cache_dir: str, video_id: str) -> bool:
 def thumbnails_of_video(uri: str, n: int = DEFAULT_COUNT, duration_s: Optional[float] = None,
                         max_seconds: float = 360.0,
                         timeout_s: Optional[float] = 120.0) -> tuple[list[np.ndarray], list[float]]:
-    """Decode ``n`` upright frames of ``uri`` spread over its first ``max_seconds``.
+    """The decoder's ``n`` upright thumbnails of ``uri`` (aspect kept), fitted into the box.
 
-    Samples at about ``n`` per (known) duration, native size (aspect kept),
-    then picks ``n`` evenly spaced ones and shrinks them into the box. Raises
-    ``extractor.decode.DecodeError`` for a video that cannot be decoded.
+    ``extractor.decode.sample_frames(..., thumbnails=n)`` picks them from evenly
+    spread samples of the frames it decodes anyway; samples are taken at about
+    ``2 n`` per (known) duration, and the sampled frames themselves are kept
+    tiny (they are not needed here). Raises ``extractor.decode.DecodeError`` for
+    a video that cannot be decoded.
     """
     from yt8m.extractor.decode import sample_frames
     span = min(float(duration_s), max_seconds) if duration_s and duration_s > 0 else None
     # Twice the needed rate, so short or mis-declared videos still give n samples.
     fps = 1.0 if span is None else min(1.0, max(2.0 * n / span, 1.0 / 60.0))
-    sampled = sample_frames(uri, fps=fps, max_seconds=max_seconds, size=None,
-                            timeout_s=timeout_s)
-    idx = pick(list(sampled.times), n)
-    return [shrink(sampled.frames[i]) for i in idx], [float(sampled.times[i]) for i in idx]
+    sampled = sample_frames(uri, fps=fps, max_seconds=max_seconds, size=8, timeout_s=timeout_s,
+                            thumbnails=n, thumbnail_size=max(MAX_WIDTH, MAX_HEIGHT))
+    thumbs = sampled.thumbnails
+    if thumbs is None or len(thumbs) == 0:
+        return [], []
+    return ([shrink(img) for img in thumbs.images],
+            [float(t) for t in np.asarray(thumbs.times)])
 
 
 def _cache_dir_of(data_dir: str) -> str:

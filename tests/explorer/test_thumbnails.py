@@ -114,8 +114,11 @@ def test_backfill_decodes_upright_frames_with_the_aspect_kept(tmp_path, video_fa
     assert "gone" in counts["errors"]
     w_strip = TH.read_strip(str(out / "cache"), "wide")
     t_strip = TH.read_strip(str(out / "cache"), "tall")
-    assert (w_strip.width, w_strip.height) == (128, 64) and w_strip.n == 3
-    assert (t_strip.width, t_strip.height) == (48, 96) and t_strip.n == 2
+    # The decoder's thumbnails: upright, the aspect kept, fitted into the box.
+    assert w_strip.width == 2 * w_strip.height and w_strip.n == 3
+    assert 2 * t_strip.width == t_strip.height and t_strip.n == 2
+    for st in (w_strip, t_strip):
+        assert st.width <= TH.MAX_WIDTH and st.height <= TH.MAX_HEIGHT
     assert list(w_strip.times) == sorted(w_strip.times)
     # A second run finds them and decodes nothing.
     again = TH.backfill(str(out))
