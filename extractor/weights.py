@@ -1,8 +1,9 @@
 """Loading the frame-feature network (Inception-v3, 2048-d pooled output) from any weights source.
 
 One entry point, :func:`load_feature_model`, turns a weights *spec* into a
-:class:`FeatureModel`: ``predict(uint8 (N, H, W, 3)) -> float32 (N, 2048)``
-plus ``info`` (what the pipeline records in ``model.json``). Specs:
+:class:`FeatureModel`: ``predict(uint8 frames) -> float32 (N, 2048)`` plus
+``info`` (what the pipeline records in ``model.json`` and what the feature
+cache's fingerprint hashes). Specs:
 
 * ``imagenet``: Keras's published ImageNet weights for
   ``keras.applications.InceptionV3(include_top=False, pooling="avg")``,
@@ -14,15 +15,21 @@ plus ``info`` (what the pipeline records in ``model.json``). Specs:
 * a TF-Hub handle (``https://...``) or a local SavedModel / hub directory,
   loaded with ``hub.load`` (Keras 3 cannot host ``hub.KerasLayer``).
 * ``yt8m-graph:PATH``: the original YouTube-8M frozen graph
-  (``classify_image_graph_def.pb``), fed one decoded RGB frame at
-  ``DecodeJpeg:0`` and read at ``pool_3/_reshape:0``, as the original
-  extractor did; the graph resizes and scales internally.
+  (``classify_image_graph_def.pb``, see ``extractor.yt8m_graph``), fed each
+  decoded RGB frame at its decoded size at ``DecodeJpeg:0`` and read at
+  ``pool_3/_reshape:0``, as the original extractor did; the graph resizes and
+  scales internally (``info["input_size"]`` is None: decode full-size frames).
 * ``random`` / ``random:SEED``: Inception-v3 with seeded He-normal weights, for
   tests and smoke runs only; ``info["random"]`` is True and a warning is logged.
 
 Each source gets the input scaling its weights were trained with (the
 ``input_range``): Keras Inception expects ``x / 127.5 - 1`` ("symmetric"),
 TF-Hub image models ``x / 255`` ("unit"), the frozen graph raw ``uint8``.
+
+Keras sources run in a ``precision`` (``extractor.precision``): ``float32``
+(default, the reference), ``bfloat16``, ``float16`` or ``auto`` (resolved for
+the machine where the info is computed, and recorded resolved in ``info``).
+Frozen graphs and SavedModels run as saved (``float32`` / ``auto`` only).
 """
 from __future__ import annotations
 
@@ -35,14 +42,22 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from yt8m.extractor import precision as precision_lib
+from yt8m.extractor import yt8m_graph
+
 log = logging.getLogger(__name__)
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 
 YT8M_GRAPH_PREFIX = "yt8m-graph:"
-YT8M_GRAPH_INPUT = "DecodeJpeg:0"
-YT8M_GRAPH_OUTPUT = "pool_3/_reshape:0"
+YT8M_GRAPH_INPUT = yt8m_graph.GRAPH_INPUT
+YT8M_GRAPH_OUTPUT = yt8m_graph.GRAPH_OUTPUT
+
+# What info["precision"] says for a SavedModel / hub model: it runs in the
+# dtypes it was saved with; this loader changes nothing.
+AS_SAVED = "as_saved"
+KERAS_SOURCES = ("imagenet", "keras-file", "random")
 
 # Keras's published Inception-v3 weights without the classifier (the same file
 # keras.applications downloads; md5 from keras/src/applications/inception_v3.py).
@@ -85,12 +100,19 @@ class FeatureModel:
         self.info = dict(info)
         self.max_chunk = int(max_chunk)
 
-    def predict(self, frames: np.ndarray) -> np.ndarray:
+    def predict(self, frames) -> np.ndarray:
+        """Features of ``frames``: uint8 RGB ``(N, H, W, 3)``, one frame ``(H, W, 3)``
+        (-> ``(1, 2048)``), or a list of frames of any sizes (-> ``(N, 2048)`` in
+        order; frames of one size go through the network together)."""
+        if isinstance(frames, (list, tuple)):
+            return self._predict_list(frames)
         x = np.asarray(frames)
+        if x.ndim == 3 and x.shape[-1] == 3:
+            x = x[None]
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"predict expects uint8 RGB frames of shape (N, H, W, 3), "
-                             f"got {x.dtype} {x.shape}; pass decoded frames such as "
-                             f"extractor.decode.sample_frames(...).frames")
+            raise ValueError(f"predict expects uint8 RGB frames of shape (N, H, W, 3) or "
+                             f"(H, W, 3), got {x.dtype} {x.shape}; pass decoded frames such "
+                             f"as extractor.decode.sample_frames(...).frames")
         if x.shape[0] == 0:
             return np.zeros((0, FEATURE_DIM), np.float32)
         out = [np.asarray(self._fn(x[i:i + self.max_chunk]), np.float32)
@@ -102,8 +124,27 @@ class FeatureModel:
                                f"({x.shape[0]}, {FEATURE_DIM}); {SPEC_HELP}")
         return y
 
+    def _predict_list(self, frames) -> np.ndarray:
+        arrays = [np.asarray(f) for f in frames]
+        for i, f in enumerate(arrays):
+            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[-1] != 3:
+                raise ValueError(f"predict: frame {i} is {f.dtype} {f.shape}, expected uint8 "
+                                 f"RGB (H, W, 3)")
+        out = np.zeros((len(arrays), FEATURE_DIM), np.float32)
+        for shape, idx in group_by_shape(arrays).items():
+            out[idx] = self.predict(np.stack([arrays[i] for i in idx]))
+        return out
+
     def __repr__(self) -> str:
         return f"FeatureModel({self.info.get('spec')!r}, source={self.info.get('source')!r})"
+
+
+def group_by_shape(frames) -> dict:
+    """``{shape: [indices]}`` of ``frames``, in first-seen order."""
+    groups: dict = {}
+    for i, f in enumerate(frames):
+        groups.setdefault(tuple(np.shape(f)), []).append(i)
+    return groups
 
 
 def _scale(x, input_range: str):
@@ -227,15 +268,20 @@ def default_input_range(source: str) -> str:
             "hub": "unit", "saved-model": "unit", "yt8m-graph": "uint8"}[source]
 
 
-def weights_info(spec: str, *, input_range: Optional[str] = None,
-                 mixed_precision: bool = False) -> dict:
+def weights_info(spec: str, *, input_range: Optional[str] = None, precision: str = "float32",
+                 mixed_precision: Optional[bool] = None) -> dict:
     """What ``model.json`` records about ``spec``, without building the network.
 
     Validates the spec (missing files are a clear error), so a launcher can
-    fail fast before starting a pipeline.
+    fail fast before starting a pipeline. ``precision`` is resolved here
+    (``auto`` for this machine) and recorded resolved, so the cache
+    fingerprint and ``model.json`` say what the network computes in.
+    ``mixed_precision`` is the retired boolean (True maps to float16, with a
+    DeprecationWarning).
     """
     p = parse_spec(spec)
     rng = _check_range(input_range, p)
+    resolved = _resolve_precision(p, _requested_precision(precision, mixed_precision))
     sha = None
     if p.source in ("keras-file", "saved-model", "yt8m-graph") and not _is_remote(p.path):
         sha = sha256_of(p.path)
@@ -245,11 +291,36 @@ def weights_info(spec: str, *, input_range: Optional[str] = None,
     info: dict[str, Any] = {
         "name": name, "source": p.source, "spec": p.spec, "path": p.path, "sha256": sha,
         "random": p.source == "random", "input_range": rng, "feature_dim": FEATURE_DIM,
-        "input_size": INPUT_SIZE, "mixed_precision": bool(mixed_precision),
+        # None: frames at their decoded size (the graph resizes them itself).
+        "input_size": None if p.source == "yt8m-graph" else INPUT_SIZE,
+        "precision": resolved,
     }
     if p.source == "random":
         info["seed"] = p.seed
     return info
+
+
+def _requested_precision(precision: Optional[str], mixed_precision: Optional[bool]) -> str:
+    try:
+        return precision_lib.from_legacy(precision, mixed_precision)
+    except precision_lib.PrecisionError as e:
+        raise WeightsError(str(e)) from None
+
+
+def _resolve_precision(p: ParsedSpec, precision: str) -> str:
+    if p.source in KERAS_SOURCES:
+        try:
+            return precision_lib.resolve(precision)
+        except precision_lib.PrecisionError as e:
+            raise WeightsError(str(e)) from None
+    fixed = "float32" if p.source == "yt8m-graph" else AS_SAVED
+    if precision in ("float32", "auto", fixed):
+        return fixed
+    if precision not in precision_lib.CHOICES:
+        raise WeightsError(f"precision {precision!r} is not one of {precision_lib.CHOICES}")
+    raise WeightsError(f"precision {precision!r} applies to Keras weights only; {p.spec!r} is a "
+                       f"{p.source} model whose dtypes are fixed: pass --precision float32 "
+                       f"(or auto) for it")
 
 
 def _check_range(input_range: Optional[str], p: ParsedSpec) -> str:
@@ -272,23 +343,27 @@ _CACHE: dict[tuple, FeatureModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_feature_model(spec: str, *, mixed_precision: bool = False,
+def load_feature_model(spec: str, *, precision: str = "float32",
                        input_range: Optional[str] = None, cache: bool = True,
-                       max_chunk: int = DEFAULT_MAX_CHUNK) -> FeatureModel:
+                       max_chunk: int = DEFAULT_MAX_CHUNK,
+                       mixed_precision: Optional[bool] = None) -> FeatureModel:
     """Load the feature network for ``spec`` (see the module docstring for specs).
 
-    ``mixed_precision`` runs Keras sources in ``mixed_float16`` (for GPUs; the
-    output stays float32). ``input_range`` overrides the scaling a source gets
-    by default. With ``cache`` the loaded model is kept per process and reused
-    for the same spec and file contents (Beam workers and tests load once).
+    ``precision`` (Keras sources): ``float32``, ``bfloat16``, ``float16`` or
+    ``auto`` (``extractor.precision``; the output is float32 in every case).
+    ``input_range`` overrides the scaling a source gets by default. With
+    ``cache`` the loaded model is kept per process and reused for the same
+    spec, precision and file contents (Beam workers and tests load once).
+    ``mixed_precision=True`` is the retired spelling of ``precision="float16"``.
     """
-    info = weights_info(spec, input_range=input_range, mixed_precision=mixed_precision)
-    key = (spec, bool(mixed_precision), info["input_range"], info["sha256"], max_chunk)
+    info = weights_info(spec, input_range=input_range,
+                        precision=_requested_precision(precision, mixed_precision))
+    key = (spec, info["precision"], info["input_range"], info["sha256"], max_chunk)
     if cache:
         with _CACHE_LOCK:
             if key in _CACHE:
                 return _CACHE[key]
-    model = _load(parse_spec(spec), info, mixed_precision, max_chunk)
+    model = _load(parse_spec(spec), info, max_chunk)
     if cache:
         with _CACHE_LOCK:
             _CACHE.setdefault(key, model)
@@ -301,13 +376,13 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _load(p: ParsedSpec, info: dict, mixed_precision: bool, max_chunk: int) -> FeatureModel:
-    if mixed_precision and p.source in ("hub", "saved-model", "yt8m-graph"):
-        raise WeightsError(f"mixed precision applies to Keras weights only; {p.spec!r} is a "
-                           f"{p.source} model whose dtypes are fixed: drop --mixed_precision")
+def _load(p: ParsedSpec, info: dict, max_chunk: int) -> FeatureModel:
     rng = info["input_range"]
     if p.source == "yt8m-graph":
-        return FeatureModel(_graph_fn(p.path), info, max_chunk)
+        try:
+            return FeatureModel(yt8m_graph.graph_fn(p.path), info, max_chunk)
+        except yt8m_graph.GraphError as e:
+            raise WeightsError(str(e)) from e
     if p.source in ("hub", "saved-model"):
         return FeatureModel(_saved_model_fn(p, rng), info, max_chunk)
     if p.source == "random":
@@ -318,9 +393,8 @@ def _load(p: ParsedSpec, info: dict, mixed_precision: bool, max_chunk: int) -> F
         keras_model = _imagenet_inception()
     else:
         keras_model = _keras_file_model(p.path)
-    keras_model = _feature_head(keras_model, p.spec)
-    if mixed_precision:
-        keras_model = _to_mixed_precision(keras_model)
+    keras_model = precision_lib.to_precision(_feature_head(keras_model, p.spec),
+                                             info["precision"])
     return FeatureModel(_keras_fn(keras_model, rng), info, max_chunk)
 
 
@@ -452,20 +526,6 @@ def _feature_head(model, spec: str):
                        f"(include_top=False, pooling='avg', or a full model with its avg_pool)")
 
 
-def _to_mixed_precision(model):
-    """A clone of ``model`` computing in float16 (variables stay float32)."""
-    import keras
-
-    def clone(layer):
-        cfg = layer.get_config()
-        cfg["dtype"] = "mixed_float16"
-        return layer.__class__.from_config(cfg)
-
-    mp = keras.models.clone_model(model, clone_function=clone)
-    mp.set_weights(model.get_weights())
-    return mp
-
-
 def _saved_model_fn(p: ParsedSpec, input_range: str):
     import tensorflow as tf
     import tensorflow_hub as hub
@@ -517,45 +577,6 @@ def _saved_model_callable(obj, spec: str):
     raise WeightsError(f"SavedModel {spec!r} has no __call__, serve or serving_default "
                        f"signature to call: pass a TF-Hub feature-vector model or a Keras "
                        f"model.export() directory")
-
-
-def _graph_fn(path: str):
-    """The frozen graph as a tf.function over a batch, one frame per graph call.
-
-    The graph was built for one decoded JPEG (``DecodeJpeg:0`` is HxWx3 uint8,
-    no batch dimension), so the batch is mapped frame by frame inside one
-    ``tf.function`` (no Python loop, no session).
-    """
-    import tensorflow as tf
-    from apache_beam.io.filesystems import FileSystems
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        with FileSystems.open(path) as fh:
-            graph_def.ParseFromString(fh.read())
-    except Exception as e:
-        raise WeightsError(f"{path!r} is not a frozen GraphDef ({type(e).__name__}: {e}); pass "
-                           f"yt8m-graph:/path/to/classify_image_graph_def.pb") from e
-
-    def _import(frame):
-        out, = tf.compat.v1.import_graph_def(graph_def, input_map={YT8M_GRAPH_INPUT: frame},
-                                             return_elements=[YT8M_GRAPH_OUTPUT], name="")
-        return out
-
-    try:
-        wrapped = tf.compat.v1.wrap_function(_import, [tf.TensorSpec([None, None, 3], tf.uint8)])
-    except Exception as e:
-        raise WeightsError(f"graph {path!r} does not have the YouTube-8M extractor's tensors "
-                           f"{YT8M_GRAPH_INPUT} -> {YT8M_GRAPH_OUTPUT} ({type(e).__name__}: "
-                           f"{e}); pass the Inception 2015-12-05 "
-                           f"classify_image_graph_def.pb") from e
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-    def fn(frames):
-        return tf.map_fn(lambda f: tf.reshape(wrapped(f), [FEATURE_DIM]), frames,
-                         fn_output_signature=tf.TensorSpec([FEATURE_DIM], tf.float32))
-
-    fn.wrapped_graph = wrapped
-    return fn
 
 
 # ---------------------------------------------------------------------------

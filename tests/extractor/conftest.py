@@ -41,25 +41,11 @@ def weights_dir(tmp_path_factory):
 
 
 def small_graph_def(seed: int = 1, output_name: str = "pool_3/_reshape"):
-    """A small GraphDef with the original extractor's tensor names.
-
-    ``DecodeJpeg/contents`` (string) -> ``DecodeJpeg`` (uint8 HxWx3) -> cast,
-    batch of one, resize, (x - 128) / 128 as the 2015 graph does -> a conv with
-    2048 filters -> mean pool ``pool_3`` -> ``pool_3/_reshape`` (1, 2048).
-    """
-    import tensorflow as tf
-    g = tf.Graph()
-    with g.as_default():
-        contents = tf.compat.v1.placeholder(tf.string, [], name="DecodeJpeg/contents")
-        img = tf.io.decode_jpeg(contents, channels=3, name="DecodeJpeg")
-        x = tf.expand_dims(tf.cast(img, tf.float32), 0)
-        x = tf.image.resize(x, [32, 32], method="bilinear")
-        x = (x - 128.0) / 128.0
-        w = np.random.default_rng(seed).standard_normal((3, 3, 3, 2048)).astype(np.float32)
-        x = tf.nn.relu(tf.nn.conv2d(x, tf.constant(w * 0.2), 2, "VALID"))
-        x = tf.reduce_mean(x, axis=[1, 2], keepdims=True, name="pool_3")
-        tf.reshape(x, [-1, 2048], name=output_name)
-    return g.as_graph_def()
+    """A small GraphDef with the original extractor's tensor names and preprocessing
+    (``extractor.yt8m_graph.synthetic_graph_def``: DecodeJpeg -> Cast -> ExpandDims ->
+    ResizeBilinear 299 -> (x - 128) / 128 -> small convs -> ``pool_3/_reshape``)."""
+    from yt8m.extractor.yt8m_graph import synthetic_graph_def
+    return synthetic_graph_def(seed, output_name)
 
 
 def run_graph_like_original(graph_def, frames: np.ndarray) -> np.ndarray:

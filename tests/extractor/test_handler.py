@@ -109,3 +109,79 @@ def test_features_do_not_depend_on_batch_neighbours(random_model, frames4,
             f"{name}: max |diff| {np.abs(vec - alone).max()} vs the frame run alone")
     # And they are the network's features of that frame.
     np.testing.assert_allclose(alone, random_features[0], atol=ATOL)
+
+
+# --------------------------------------------------------------------------- precision
+def test_precision_is_resolved_at_construction_and_loaded(monkeypatch):
+    from yt8m.extractor import precision as P
+    handler = InceptionModelHandler("random", batch_size=2, precision="bfloat16")
+    assert handler.precision == "bfloat16" and handler.info["precision"] == "bfloat16"
+    monkeypatch.setattr(P, "device_kind", lambda **kw: "cpu")
+    assert InceptionModelHandler("random", precision="auto").info["precision"] == "float32"
+    with pytest.warns(DeprecationWarning):
+        legacy = InceptionModelHandler("random", mixed_precision=True)
+    assert legacy.precision == "float16"
+
+
+def test_a_worker_unlike_the_launcher_runs_the_recorded_precision(monkeypatch, caplog):
+    """`auto` is resolved once where the pipeline is built; workers follow the record."""
+    import logging
+
+    from yt8m.extractor import precision as P
+    from yt8m.extractor import weights as W
+    monkeypatch.setattr(P, "device_kind", lambda **kw: "cpu")
+    handler = InceptionModelHandler("random", precision="auto")
+    assert handler.precision == "float32"
+    monkeypatch.setattr(P, "device_kind", lambda **kw: "cpu-bf16")
+    monkeypatch.setattr(P, "VALIDATED", (P.Validation("bfloat16", "cpu-bf16", 0.01, 0.01, "t"),))
+    loaded = []
+    monkeypatch.setattr(W, "load_feature_model",
+                        lambda spec, **kw: loaded.append(kw["precision"]) or "model")
+    with caplog.at_level(logging.WARNING, logger="yt8m.extractor.handler"):
+        assert handler.load_model() == "model"
+    assert loaded == ["float32"]
+    assert any("runs float32 as recorded" in r.getMessage() for r in caplog.records)
+
+
+# --------------------------------------------------------------------------- frame sizes
+def test_fixed_size_weights_refuse_other_frame_sizes(random_model, frames4):
+    handler = InceptionModelHandler("random", batch_size=2)
+    assert handler.input_size == 299
+    with pytest.raises(ValueError, match="decode with size=299"):
+        handler.run_inference([frames4[0], frames4[1, :120, :160]], random_model)
+
+
+def test_frame_weight_counts_299x299_equivalents():
+    handler = InceptionModelHandler("random")
+    assert handler.frame_weight(np.zeros((299, 299, 3), np.uint8)) == 1
+    assert handler.frame_weight(np.zeros((48, 64, 3), np.uint8)) == 1
+    assert handler.frame_weight(np.zeros((1080, 1920, 3), np.uint8)) == 24
+
+
+def test_graph_handler_takes_mixed_decoded_sizes_in_one_batch(graph_file, graph_reference):
+    """yt8m-graph: frames of any sizes share a batch, no padding, results in order, and a
+    frame's features are bitwise the same alone or among other frames."""
+    path, gd = graph_file
+    handler = InceptionModelHandler(f"yt8m-graph:{path}", batch_size=4)
+    assert handler.input_size is None and handler.precision == "float32"
+    model = handler.load_model()
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, shape, dtype=np.uint8)
+              for shape in ((90, 160, 3), (299, 299, 3), (90, 160, 3), (240, 180, 3),
+                            (37, 50, 3))]
+    calls = []
+    real_predict = model.predict
+
+    class Spy:
+        def predict(self, x):
+            calls.append(x.shape)
+            return real_predict(x)
+
+    out = handler.run_inference(frames, Spy())
+    assert len(out) == 5 and all(v.shape == (2048,) for v in out)
+    ref = np.concatenate([graph_reference(gd, f[None]) for f in frames])
+    np.testing.assert_allclose(np.stack(out), ref, atol=1e-5)
+    assert sorted(calls) == sorted([(2, 90, 160, 3), (1, 299, 299, 3), (1, 240, 180, 3),
+                                    (1, 37, 50, 3)])
+    alone = handler.run_inference([frames[2]], model)[0]
+    assert np.array_equal(alone, out[2])

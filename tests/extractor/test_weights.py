@@ -194,8 +194,63 @@ def test_yt8m_graph_matches_the_original_session_run(graph_file, graph_reference
     np.testing.assert_allclose(got, graph_reference(gd, frames4), atol=1e-5)
     assert model.info["source"] == "yt8m-graph" and model.info["input_range"] == "uint8"
     assert model.info["sha256"] == _sha256(path)
-    # No batch dimension in the graph: any frame size goes, frame by frame.
-    assert model.predict(frames4[:2, :100, :120]).shape == (2, 2048)
+    assert model.info["input_size"] is None and model.info["precision"] == "float32"
+
+
+@pytest.fixture(scope="module")
+def decoded_sizes(tmp_path_factory):
+    """Decoded frames at their own sizes: landscape, portrait, 4:3 and tiny."""
+    from yt8m.extractor.decode import sample_frames
+    from yt8m.extractor.synth import make_content, write_video
+    root = tmp_path_factory.mktemp("graph_sizes")
+    out = {}
+    for (w, h), content in (((320, 180), "stripes"), ((180, 320), "red_circle"),
+                            ((160, 120), "checker"), ((64, 48), "rings")):
+        v = write_video(root / f"{w}x{h}.mp4", make_content(content), width=w, height=h,
+                        fps=5, duration_s=2.0)
+        out[(h, w)] = sample_frames(str(v.path), size=None).frames
+    return out
+
+
+def test_yt8m_graph_takes_frames_at_their_decoded_size(graph_file, graph_reference,
+                                                       decoded_sizes):
+    """One frame, a batch of one size, or a list of mixed sizes: as the original session."""
+    path, gd = graph_file
+    model = W.load_feature_model(f"yt8m-graph:{path}")
+    mixed = []
+    for (h, w), frames in decoded_sizes.items():
+        assert frames.shape[1:] == (h, w, 3)
+        ref = graph_reference(gd, frames)
+        np.testing.assert_allclose(model.predict(frames), ref, atol=1e-5)
+        np.testing.assert_allclose(model.predict(frames[0]), ref[:1], atol=1e-5)
+        mixed += [(frames[0], ref[0]), (frames[1], ref[1])]
+    order = [0, 2, 4, 6, 1, 3, 5, 7]  # interleave the sizes
+    got = model.predict([mixed[i][0] for i in order])
+    np.testing.assert_allclose(got, np.stack([mixed[i][1] for i in order]), atol=1e-5)
+    assert model.predict([]).shape == (0, 2048)
+    with pytest.raises(ValueError, match="frame 1"):
+        model.predict([mixed[0][0], mixed[0][0][..., 0]])
+
+
+def test_synthetic_graph_preprocesses_like_the_2015_graph(graph_file, decoded_sizes):
+    """ResizeBilinear (no half-pixel centres) + (x - 128) / 128: original_preprocess is it."""
+    import tensorflow as tf
+
+    from yt8m.extractor.yt8m_graph import original_preprocess
+    _, gd = graph_file
+    ops = [n.op for n in gd.node]
+    assert ops[:7] == ["Placeholder", "DecodeJpeg", "Cast", "Const", "ExpandDims", "Const",
+                       "ResizeBilinear"], ops[:7]
+    resize = next(n for n in gd.node if n.op == "ResizeBilinear")
+    assert not resize.attr["align_corners"].b and not resize.attr["half_pixel_centers"].b
+    g = tf.Graph()
+    with g.as_default():
+        tf.compat.v1.import_graph_def(gd, name="")
+    frame = decoded_sizes[(180, 320)][0]
+    with tf.compat.v1.Session(graph=g) as sess:
+        net_input = sess.run("Mul:0", {"DecodeJpeg:0": frame})
+    assert net_input.shape == (1, 299, 299, 3)
+    np.testing.assert_allclose(original_preprocess(frame), net_input, atol=1e-6)
 
 
 def test_yt8m_graph_without_the_tensor_names_is_rejected(tmp_path, make_graph_def):
@@ -252,31 +307,113 @@ def test_predict_validates_input_and_handles_empty_and_chunking(random_model, fr
     with pytest.raises(ValueError, match="uint8 RGB frames"):
         random_model.predict(frames4.astype(np.float32))
     with pytest.raises(ValueError, match="uint8 RGB frames"):
-        random_model.predict(frames4[0])
+        random_model.predict(frames4[0, :, :, 0])
+    # One frame (H, W, 3) is a batch of one.
+    np.testing.assert_allclose(random_model.predict(frames4[0]), random_features[:1],
+                               atol=ATOL)
     assert random_model.predict(frames4[:0]).shape == (0, 2048)
     chunked = W.FeatureModel(random_model._fn, random_model.info, max_chunk=3)
     np.testing.assert_allclose(chunked.predict(frames4), random_features, atol=ATOL)
 
 
-def test_mixed_precision_is_close_to_float32(tiny_classifier, weights_dir, frames4):
-    # The float16 clone is generic over Keras models; a small one keeps CPU time low.
-    _, features = tiny_classifier
-    path = weights_dir / "features_for_mp.keras"
-    features.save(path)
-    ref = W.load_feature_model(str(path)).predict(frames4[:2])
-    model = W.load_feature_model(str(path), mixed_precision=True)
-    assert model.info["mixed_precision"] is True
-    assert model._fn.keras_model.layers[-1].dtype_policy.name == "mixed_float16"
-    got = model.predict(frames4[:2])
+@pytest.fixture(scope="module")
+def conv_bn_file(weights_dir):
+    """A small Keras model with Inception's conv -> batch norm -> ReLU blocks (non-trivial
+    moving statistics, so folding them into the convolutions is exercised)."""
+    import keras
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((None, None, 3))
+    x = inp
+    for i, filters in enumerate((16, 32)):
+        x = keras.layers.Conv2D(filters, 3, strides=3, use_bias=False, name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(scale=False, epsilon=0.001, name=f"bn{i}")(x)
+        x = keras.layers.Activation("relu")(x)
+    x = keras.layers.Conv2D(2048, 1, activation="relu", name="conv_out")(x)
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling2D(name="avg_pool")(x))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.1, n).astype("float32"))
+    path = weights_dir / "conv_bn.keras"
+    model.save(path)
+    return path
+
+
+def test_batch_norm_folding_keeps_float32_outputs(conv_bn_file, frames4):
+    import keras
+
+    from yt8m.extractor.precision import fold_batch_norms
+    model = keras.models.load_model(conv_bn_file)
+    folded = fold_batch_norms(model)
+    assert not [l for l in folded.layers if isinstance(l, keras.layers.BatchNormalization)]
+    x = frames4[:2].astype("float32") / 127.5 - 1
+    ref = model(x).numpy()
+    np.testing.assert_allclose(folded(x).numpy(), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision, policy, max_rel", [
+    ("bfloat16", "mixed_bfloat16", 0.03), ("float16", "mixed_float16", 0.005)])
+def test_16_bit_precisions_are_close_to_float32_and_recorded(conv_bn_file, frames4,
+                                                              precision, policy, max_rel):
+    import keras
+    ref_model = W.load_feature_model(str(conv_bn_file))
+    assert ref_model.info["precision"] == "float32"
+    ref = ref_model.predict(frames4)
+    model = W.load_feature_model(str(conv_bn_file), precision=precision)
+    assert model.info["precision"] == precision
+    assert model is not ref_model  # the cache keys on the precision
+    keras_model = model._fn.keras_model
+    assert keras_model.get_layer("conv_out").dtype_policy.name == policy
+    assert not [l for l in keras_model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    got = model.predict(frames4)
     assert got.dtype == np.float32
     rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
-    assert 0 < rel < 0.02, rel
+    assert 0 < rel < max_rel, rel
+    # The precision is part of what the cache fingerprint hashes.
+    from yt8m.pipeline.cache import model_fingerprint
+    assert model_fingerprint(model.info) != model_fingerprint(ref_model.info)
 
 
-def test_mixed_precision_is_refused_for_fixed_dtype_models(graph_file):
+def test_inception_in_bfloat16_is_close_to_float32(random_model, frames4, random_features):
+    model = W.load_feature_model("random", precision="bfloat16")
+    assert model.info["precision"] == "bfloat16" and model.info["random"] is True
+    got = model.predict(frames4[:2])
+    rel = np.linalg.norm(got - random_features[:2]) / np.linalg.norm(random_features[:2])
+    assert 0 < rel < 0.03, rel
+
+
+def test_auto_precision_is_recorded_resolved(monkeypatch):
+    from yt8m.extractor import precision as P
+    monkeypatch.setattr(P, "device_kind", lambda **kw: "cpu")
+    assert W.weights_info("random", precision="auto")["precision"] == "float32"
+    monkeypatch.setattr(P, "device_kind", lambda **kw: "cpu-bf16")
+    monkeypatch.setattr(P, "VALIDATED", (P.Validation("bfloat16", "cpu-bf16", 0.01, 0.01, "t"),))
+    assert W.weights_info("random", precision="auto")["precision"] == "bfloat16"
+    monkeypatch.setattr(P, "VALIDATED", (P.Validation("bfloat16", "cpu-bf16", 0.9, 0.5, "t"),))
+    assert W.weights_info("random", precision="auto")["precision"] == "float32"
+
+
+def test_retired_mixed_precision_flag_maps_or_fails_clearly():
+    with pytest.warns(DeprecationWarning):
+        assert W.weights_info("random", mixed_precision=True)["precision"] == "float16"
+    assert W.weights_info("random", mixed_precision=False)["precision"] == "float32"
+    with pytest.raises(W.WeightsError, match="contradicts"):
+        W.weights_info("random", precision="bfloat16", mixed_precision=True)
+    with pytest.raises(W.WeightsError, match="not one of"):
+        W.weights_info("random", precision="half")
+
+
+def test_16_bit_precision_is_refused_for_fixed_dtype_models(graph_file):
     path, _ = graph_file
-    with pytest.raises(W.WeightsError, match="mixed precision applies to Keras weights"):
+    with pytest.raises(W.WeightsError, match="applies to Keras weights only"):
+        W.load_feature_model(f"yt8m-graph:{path}", precision="bfloat16")
+    with pytest.warns(DeprecationWarning), pytest.raises(W.WeightsError,
+                                                         match="Keras weights only"):
         W.load_feature_model(f"yt8m-graph:{path}", mixed_precision=True)
+    assert W.weights_info(f"yt8m-graph:{path}", precision="auto")["precision"] == "float32"
 
 
 def test_cache_reuses_a_loaded_model_per_spec(random_model):
