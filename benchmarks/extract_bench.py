@@ -20,13 +20,28 @@ H.264 at 30 fps, the decode benchmark's cached files, 1 sampled frame/s):
   ``benchmarks/_work/``.
 * ``extract_frames_per_s_cpu``: the end-to-end frames/s again, over the model
   alone (what a CPU worker sustains; the README's cost model uses it).
+* ``extract_bfloat16_vs_float32_model``: model-alone frames/s in bfloat16 over
+  float32 on the same frames and batches (interleaved repetitions, median
+  ratio). Target >= 1.8 on a CPU with AMX/AVX512-BF16 (none elsewhere).
+* ``extract_bfloat16_vs_float32_e2e``: the same ratio end to end
+  (``ExtractFeatures`` on the same videos). Target >= 1.8 on such a CPU.
+* ``precision_fidelity_{bfloat16,float16,float32_rebatched}_cpu``: the
+  precision rule's figure (``extractor.precision.RULE``, see
+  ``benchmarks/fidelity.py``): whitened feature MSE against float32 over the
+  8-bit quantizer's own MSE, with the fraction of differing coded bytes.
+  ``float32_rebatched`` (float32 at another batch size) is the noise floor.
+* ``resize_swscale_vs_graph``: relative feature difference between frames
+  scaled to 299 by swscale and the same frames resized by the 2015 graph's
+  ``ResizeBilinear`` (through Inception-v3, several resolutions and aspects),
+  with the pixel RMS and the synthetic graph's figure; no target.
 
 The network uses seeded random weights (``random``): speed and memory do not
-depend on the weight values, and nothing is downloaded.
+depend on the weight values, and nothing is downloaded. Fidelity does depend
+on them: ``python -m benchmarks.extract_bench --fidelity --weights imagenet``
+re-measures it with real weights.
 
-``python -m benchmarks.extract_bench --gpu`` prints JSON of the model's
-frames/s for batch sizes 64-512 in float32 and mixed precision (``--quick``: a
-tiny setting that also runs on CPU).
+``python -m benchmarks.extract_bench --gpu`` (or ``python -m benchmarks
+--gpu``) runs the GPU script, ``benchmarks/extract_gpu.py``.
 """
 from __future__ import annotations
 
@@ -105,8 +120,9 @@ def model_alone(model, frames: np.ndarray, batch: int = BATCH) -> float:
     return time.perf_counter() - start
 
 
-def end_to_end(paths, batch: int = BATCH) -> tuple[float, int]:
-    """Seconds and frames of ExtractFeatures over ``paths`` on the FnApiRunner."""
+def end_to_end(paths, batch: int = BATCH, handler=None) -> tuple[float, int]:
+    """Seconds and frames of ExtractFeatures over ``paths`` on the FnApiRunner
+    (``handler``: a ready InceptionModelHandler, e.g. in another precision)."""
     import apache_beam as beam
 
     from yt8m.extractor.transforms import ExtractFeatures
@@ -114,7 +130,9 @@ def end_to_end(paths, batch: int = BATCH) -> tuple[float, int]:
     videos = [{"video_id": f"v{i}", "uri": p} for i, p in enumerate(paths)]
     start = time.perf_counter()
     p = beam.Pipeline(options=pipeline_options([]))
-    res = p | beam.Create(videos) | ExtractFeatures(WEIGHTS, batch_size=batch)
+    extract = (ExtractFeatures(WEIGHTS, batch_size=batch) if handler is None
+               else ExtractFeatures(model_handler=handler))
+    res = p | beam.Create(videos) | extract
     _ = res.features | beam.Map(lambda kv: None)
     result = p.run()
     result.wait_until_finish()
@@ -167,6 +185,92 @@ def peak_rss_child(path: str, batch: int = BATCH) -> float:
     return peak_kb / 1024.0
 
 
+# --------------------------------------------------------------------------- precision
+BF16_TARGET = 1.8
+
+
+def precision_speeds(frames: np.ndarray, precisions=("float32", "bfloat16"),
+                     reps: int = 3, batch: int = BATCH) -> dict:
+    """Model-alone frames/s per precision on the same frames, repetitions interleaved
+    (a shared machine's load hits every precision alike); the median per-repetition
+    ratio of each precision over the first."""
+    from yt8m.extractor.weights import load_feature_model
+    models = {p: load_feature_model(WEIGHTS, precision=p) for p in precisions}
+    for m in models.values():
+        m.predict(frames[:batch])  # trace + warm
+    rates: dict = {p: [] for p in precisions}
+    for _ in range(reps):
+        for p, m in models.items():
+            rates[p].append(len(frames) / model_alone(m, frames, batch))
+    base = precisions[0]
+    out = {"frames_per_s": {p: float(np.median(r)) for p, r in rates.items()}, "reps": reps}
+    out["ratio"] = {p: float(np.median(np.array(rates[p]) / np.array(rates[base])))
+                    for p in precisions}
+    return out
+
+
+def precision_e2e(paths, precisions=("float32", "bfloat16"), reps: int = 1,
+                  batch: int = BATCH) -> dict:
+    """End-to-end frames/s per precision (ExtractFeatures, same videos), interleaved."""
+    from yt8m.extractor.handler import InceptionModelHandler
+    rates: dict = {p: [] for p in precisions}
+    for _ in range(reps):
+        for p in precisions:
+            sec, n = end_to_end(paths, batch, InceptionModelHandler(
+                WEIGHTS, batch_size=batch, precision=p))
+            rates[p].append(n / sec)
+    base = precisions[0]
+    return {"frames_per_s": {p: float(np.median(r)) for p, r in rates.items()},
+            "ratio": {p: float(np.median(np.array(rates[p]) / np.array(rates[base])))
+                      for p in precisions}, "reps": reps}
+
+
+def precision_figures(speed: dict, e2e: dict, n_frames: int) -> list[dict]:
+    from yt8m.extractor.precision import device_kind
+    kind = device_kind()
+    has_bf16 = kind == "cpu-bf16"
+    target = f">= {BF16_TARGET:g}" if has_bf16 else "info"
+    note = ("" if has_bf16 else "; this CPU has no AMX/AVX512-BF16 (or oneDNN is off): "
+            "no target")
+    figs = []
+    for name, res, what in (("extract_bfloat16_vs_float32_model", speed,
+                             f"model alone, batch {BATCH}, {n_frames} decoded 720p frames, "
+                             f"median of {speed['reps']} interleaved repetitions"),
+                            ("extract_bfloat16_vs_float32_e2e", e2e,
+                             f"ExtractFeatures end to end on the same videos, batch {BATCH}, "
+                             f"median of {e2e['reps']}")):
+        ratio = res["ratio"]["bfloat16"]
+        figs.append({"name": name, "value": res["frames_per_s"]["bfloat16"],
+                     "unit": "frames/s",
+                     "reference": f"float32 {res['frames_per_s']['float32']:.2f} frames/s; "
+                                  f"{what}{note}",
+                     "reference_value": res["frames_per_s"]["float32"], "ratio": ratio,
+                     "target": target, "met": (ratio >= BF16_TARGET) if has_bf16 else None})
+    return figs
+
+
+def resize_figure(res: dict) -> dict:
+    """Headline: Inception-v3's relative feature difference (the graph's when no Keras
+    network was given, e.g. --resize --weights yt8m-graph:PATH)."""
+    key = "inception_feature_rel" if "inception_feature_rel" in res else "graph_feature_rel"
+    net = "Inception-v3" if key == "inception_feature_rel" else f"graph {res['graph']}"
+    rows = "; ".join(f"{r['size']}: {r[key]:.3f} (pixels {r['pixel_rms']:.1f})"
+                     for r in res["rows"])
+    return {"name": "resize_swscale_vs_graph", "value": res[key],
+            "unit": "relative feature difference",
+            "reference": (f"{net} on the 2015 graph's ResizeBilinear of the full frames vs "
+                          f"swscale-299 frames; per size: {rows}; graph: "
+                          f"{res['graph_feature_rel']:.3f}; mean pixel RMS "
+                          f"{res['pixel_rms']:.1f} grey levels"),
+            "reference_value": None, "ratio": res[key],
+            "target": "info", "met": None, "rows": res["rows"]}
+
+
+def fidelity_settings(quick: bool) -> dict:
+    return ({"n_components": 256, "n_fit": 384, "n_heldout": 64} if quick
+            else {"n_components": 1024, "n_fit": 1280, "n_heldout": 256})
+
+
 # --------------------------------------------------------------------------- figures
 def run(quick: bool = False) -> list[dict]:
     paths = _videos(quick)
@@ -217,49 +321,57 @@ def run(quick: bool = False) -> list[dict]:
                         "reference": f"could not measure: {detail.strip()[-300:]}",
                         "reference_value": PEAK_BUDGET_MB, "ratio": None, "target": "< 1",
                         "met": False})
+    # Precision: speed on the same frames and videos, then fidelity through the codec.
+    speed = precision_speeds(frames, reps=2 if quick else 3)
+    speed_e2e = precision_e2e(paths, reps=1 if quick else 2)
+    figures += precision_figures(speed, speed_e2e, n)
+    from benchmarks import fidelity
+    fid = fidelity.precision_fidelity(WEIGHTS, **fidelity_settings(quick))
+    figures += [fidelity.fidelity_figure(p, fid, "cpu") for p in fid["by_precision"]]
+    res = fidelity.resize_fidelity(2 if quick else 4, keras_model=fid["model"]._fn.keras_model)
+    figures.append(resize_figure(res))
     return figures
 
 
-# --------------------------------------------------------------------------- GPU mode
-def run_gpu(quick: bool = False) -> dict:
-    """Model-alone frames/s per batch size, float32 and mixed precision.
-
-    On a GPU: batch sizes 64-512. ``quick`` (any machine): batch 2 and 4, a
-    few iterations, to check the mode runs.
-    """
-    import tensorflow as tf
-
-    from yt8m.extractor.weights import load_feature_model
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    sizes = (2, 4) if quick else (64, 128, 256, 512)
-    iters = 2 if quick else 10
-    out = {"device": gpus or ["cpu"], "weights": WEIGHTS, "iterations": iters, "results": []}
-    rng = np.random.default_rng(0)
-    for mixed in (False, True):
-        model = load_feature_model(WEIGHTS, mixed_precision=mixed)
-        for bs in sizes:
-            x = rng.integers(0, 256, (bs, 299, 299, 3), dtype=np.uint8)
-            model.predict(x)  # trace for this shape, warm up
-            start = time.perf_counter()
-            for _ in range(iters):
-                model.predict(x)
-            sec = time.perf_counter() - start
-            out["results"].append({"batch_size": bs, "precision":
-                                   "mixed_float16" if mixed else "float32",
-                                   "frames_per_s": bs * iters / sec})
-    return out
-
-
+# --------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.extract_bench",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--gpu", action="store_true", help="model-alone throughput per batch size")
-    p.add_argument("--quick", action="store_true", help="small settings (also on CPU)")
-    args = p.parse_args(argv)
+    p.add_argument("--quick", action="store_true", help="small settings")
+    p.add_argument("--fidelity", action="store_true",
+                   help="only the precision fidelity figures (JSON), e.g. with real weights")
+    p.add_argument("--resize", action="store_true",
+                   help="only the swscale-vs-graph resize figures (JSON)")
+    p.add_argument("--weights", default=WEIGHTS,
+                   help="weights spec for --fidelity / --resize (default: random)")
+    p.add_argument("--gpu", action="store_true",
+                   help="the GPU script (benchmarks/extract_gpu.py; its flags follow)")
+    args, rest = p.parse_known_args(argv)
     if args.gpu:
-        print(json.dumps(run_gpu(args.quick), indent=2))
-    else:
-        print(json.dumps(run(args.quick), indent=2, default=float))
+        from benchmarks import extract_gpu
+        return extract_gpu.main(rest + (["--quick"] if args.quick else []))
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    from benchmarks import fidelity
+    if args.fidelity or args.resize:
+        out: dict = {}
+        if args.fidelity:
+            fid = fidelity.precision_fidelity(args.weights, **fidelity_settings(args.quick))
+            out["fidelity"] = [fidelity.fidelity_figure(q, fid, "cpu")
+                               for q in fid["by_precision"]]
+        if args.resize:
+            from yt8m.extractor.weights import YT8M_GRAPH_PREFIX, load_feature_model
+            graph_path = keras_model = None
+            if args.weights.startswith(YT8M_GRAPH_PREFIX):   # the real 2015 graph
+                graph_path = args.weights[len(YT8M_GRAPH_PREFIX):]
+            else:
+                keras_model = getattr(load_feature_model(args.weights)._fn, "keras_model",
+                                      None)
+            out["resize"] = resize_figure(fidelity.resize_fidelity(
+                2 if args.quick else 4, graph_path=graph_path, keras_model=keras_model))
+        print(json.dumps(out, indent=2, default=float))
+        return 0
+    print(json.dumps(run(args.quick), indent=2, default=float))
     return 0
 
 
