@@ -17,7 +17,8 @@ the time left does not cover its estimate, so the whole run stays under
 3. ``gpu_decode_nvdec_vs_cpu``: sampled frames/s of ``sample_frames`` with
    ``decode_device="cuda"`` (NVDEC through PyAV's hwaccel) over the CPU
    decoder on the same 1080p H.264 file; recorded as not measured, with the
-   reason, when the decoder has no ``decode_device`` parameter or NVDEC fails.
+   reason, when the decoder has no ``decode_device`` parameter, falls back to
+   the CPU (``SampledFrames.stats.device``) or fails.
 4. ``extract_frames_per_s_gpu``: end-to-end ``ExtractFeatures`` frames/s over
    the smaller of the decoder's sampled frames/s and the model's frames/s in
    the same setting (precision ``auto``, batch 64); target >= 0.85. Its
@@ -279,7 +280,18 @@ def decode_step(run: Run, cfg: dict, dry_run: bool, out: dict) -> None:
                                f"sampled frames/s", "sampled frames/s")
         return
     try:
-        sample_frames(path, decode_device="cuda")  # open the device once, untimed
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the decoder's one fallback warning: read below
+            first = sample_frames(path, decode_device="cuda")  # open the device, untimed
+        used = getattr(getattr(first, "stats", None), "device", "cuda")
+        if used != "cuda":
+            # The decoder fell back to the CPU (no device, or it would not open the file).
+            note = getattr(first.stats, "device_note", None) or "no reason given"
+            run.not_measured(name, f"decode_device='cuda' decoded on {used}: {note}; CPU "
+                                   f"decode {out['cpu']:.1f} sampled frames/s",
+                             "sampled frames/s")
+            return
         t0 = time.perf_counter()
         m = len(sample_frames(path, decode_device="cuda"))
         nvdec = m / (time.perf_counter() - t0)

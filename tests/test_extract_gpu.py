@@ -79,6 +79,19 @@ def test_nvdec_is_not_measured_when_the_decoder_lacks_it_or_fails(monkeypatch, t
     assert "no NVDEC on this machine" in run.figures[0]["reference"]
 
 
+def test_nvdec_falling_back_to_the_cpu_is_not_reported_as_nvdec():
+    """On a machine without a CUDA device the decoder decodes on the CPU: say so."""
+    if not G.has_decode_device():
+        pytest.skip("this checkout's decoder has no decode_device parameter")
+    cfg = G.settings(dry_run=True, quick=False)
+    run = G.Run(G.Deadline(60), "test", log=lambda *a: None)
+    G.decode_step(run, cfg, dry_run=False, out={})
+    (fig,) = run.figures
+    if fig["value"] is not None:
+        pytest.skip("this machine decodes with NVDEC")
+    assert "decoded on cpu" in fig["reference"], fig["reference"]
+
+
 def test_merge_keeps_other_modules_and_replaces_its_own(tmp_path):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"mode": "quick", "figures": [
