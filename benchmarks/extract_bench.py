@@ -322,7 +322,7 @@ def run(quick: bool = False) -> list[dict]:
                         "reference_value": PEAK_BUDGET_MB, "ratio": None, "target": "< 1",
                         "met": False})
     # Precision: speed on the same frames and videos, then fidelity through the codec.
-    speed = precision_speeds(frames, reps=2 if quick else 3)
+    speed = precision_speeds(frames, reps=3 if quick else 5)
     speed_e2e = precision_e2e(paths, reps=1 if quick else 2)
     figures += precision_figures(speed, speed_e2e, n)
     from benchmarks import fidelity
