@@ -18,10 +18,12 @@ trainer's tf.data readers use the feature specs below.
 """
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 from tensorflow.core.example import example_pb2, feature_pb2
 
 RGB_QUANTIZED_DIM = 1024
@@ -172,9 +174,6 @@ def parse_video_example(data: bytes) -> VideoRecord:
 
 def read_records(pattern: str) -> list[bytes]:
     """All serialized records of the TFRecord files matching ``pattern`` (sorted)."""
-    import glob
-
-    import tensorflow as tf
     files = sorted(glob.glob(pattern))
     out: list[bytes] = []
     for path in files:
