@@ -49,6 +49,14 @@ def _float_feature(values) -> feature_pb2.Feature:
         float_list=feature_pb2.FloatList(value=np.asarray(values, np.float32).ravel().tolist()))
 
 
+def _serialize(message) -> bytes:
+    # Features are protobuf maps, whose entries are serialized in hash-table
+    # order: without ``deterministic`` the same record gives other bytes in
+    # another process (string hashing is seeded per process), and a build's
+    # bytes would depend on which worker wrote them. Sorted map keys only.
+    return message.SerializeToString(deterministic=True)
+
+
 def _as_bytes(video_id) -> bytes:
     return video_id if isinstance(video_id, bytes) else str(video_id).encode("utf-8")
 
@@ -78,7 +86,7 @@ def encode_frame_example(video_id: str, quantized_rgb: np.ndarray,
         fa = seq.feature_lists.feature_list[FRAME_AUDIO]
         for row in np.asarray(quantized_audio, np.uint8):
             fa.feature.add().bytes_list.value.append(row.tobytes())
-    return seq.SerializeToString()
+    return _serialize(seq)
 
 
 def encode_video_example(video_id: str, mean_rgb: np.ndarray,
@@ -91,7 +99,7 @@ def encode_video_example(video_id: str, mean_rgb: np.ndarray,
         feats["labels"] = _int64_feature(sorted(int(x) for x in labels))
     if mean_audio is not None:
         feats[VIDEO_MEAN_AUDIO] = _float_feature(mean_audio)
-    return example_pb2.Example(features=feature_pb2.Features(feature=feats)).SerializeToString()
+    return _serialize(example_pb2.Example(features=feature_pb2.Features(feature=feats)))
 
 
 def encode_raw_feature_example(video_id: str, features: np.ndarray,
@@ -110,7 +118,7 @@ def encode_raw_feature_example(video_id: str, features: np.ndarray,
     fl = seq.feature_lists.feature_list[FRAME_RGB]
     for row in x:
         fl.feature.add().float_list.value.extend(row.tolist())
-    return seq.SerializeToString()
+    return _serialize(seq)
 
 
 # ---------------------------------------------------------------------------
