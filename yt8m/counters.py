@@ -17,6 +17,7 @@ NAMESPACE = "yt8m"
 # Beam's own RunInference metrics (batch sizes, inference latency) for the
 # feature network, kept apart from the project's counters.
 INFERENCE_NAMESPACE = "yt8m_inference"
+AUDIO_INFERENCE_NAMESPACE = "yt8m_audio_inference"
 
 # vocab: selection
 VOCAB_ROWS = "vocab_rows"
