@@ -84,6 +84,8 @@ EXPERT_ONLY = ("/m/demo_moire", "Moire pattern", "Science", (3, 3, 3))
 # and its entities have a handful of videos, not the paper's 120-500 s / 200).
 DEMO_VOCAB = {"min_duration_s": 1.0, "max_duration_s": 500.0, "min_views": 1000,
               "min_videos_per_entity": 2}
+# The same rules as flags of build, resplit and vocab.
+DEMO_VOCAB_FLAGS = [arg for key, value in DEMO_VOCAB.items() for arg in (f"--{key}", str(value))]
 
 
 @dataclass
