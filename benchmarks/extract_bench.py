@@ -125,20 +125,21 @@ def end_to_end(paths, batch: int = BATCH, handler=None) -> tuple[float, int]:
     (``handler``: a ready InceptionModelHandler, e.g. in another precision)."""
     import apache_beam as beam
 
+    from yt8m import counters
     from yt8m.extractor.transforms import ExtractFeatures
     from yt8m.pipeline.runner import pipeline_options
-    videos = [{"video_id": f"v{i}", "uri": p} for i, p in enumerate(paths)]
+    from yt8m.records import Video
+    videos = [Video(f"v{i}", p) for i, p in enumerate(paths)]
     start = time.perf_counter()
     p = beam.Pipeline(options=pipeline_options([]))
     extract = (ExtractFeatures(WEIGHTS, batch_size=batch) if handler is None
                else ExtractFeatures(model_handler=handler))
     res = p | beam.Create(videos) | extract
-    _ = res.features | beam.Map(lambda kv: None)
+    _ = res.features | beam.Map(lambda vf: None)
     result = p.run()
     result.wait_until_finish()
     seconds = time.perf_counter() - start
-    frames = sum(c.committed for c in result.metrics().query()["counters"]
-                 if c.key.metric.name == "extract_frames_done")
+    frames = counters.read(result).get(counters.EXTRACT_FRAMES_DONE, 0)
     return seconds, int(frames)
 
 

@@ -92,13 +92,7 @@ def run_modules(modules: Iterable[str], quick: bool, log=print) -> list[dict]:
     for mod in modules:
         t0 = time.perf_counter()
         log(f"[benchmarks] {mod} ({'quick' if quick else 'full'}) ...")
-        try:
-            m = importlib.import_module(f"benchmarks.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name == f"benchmarks.{mod}":
-                log(f"[benchmarks] {mod}: not present, skipped")
-                continue
-            raise
+        m = importlib.import_module(f"benchmarks.{mod}")
         try:
             figs = m.run(quick=quick)
         except Exception as e:  # noqa: BLE001 - one broken benchmark must not hide the rest
@@ -218,7 +212,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     import argparse
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="finish in under 10 minutes on 2 cores")
-    p.add_argument("--only", nargs="*", help="run only these modules (e.g. compression_bench)")
+    p.add_argument("--only", nargs="*", choices=MODULES,
+                   help="run only these modules (e.g. compression_bench)")
     p.add_argument("--gpu", action="store_true",
                    help="the GPU script (benchmarks/extract_gpu.py): model frames/s for batch "
                         "sizes 64-512 in float32/float16/bfloat16, precision fidelity, NVDEC "

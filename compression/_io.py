@@ -1,48 +1,26 @@
-"""Small I/O helpers shared by the compression artifacts: atomic writes and
-reads through Beam's ``FileSystems`` (so local paths and ``gs://`` work alike).
+"""The compression artifacts' ``.npz``/``.npy`` files, read and written through ``yt8m.fs``
+(so local paths and ``gs://`` work alike, and a reader never sees half an artifact).
 """
 from __future__ import annotations
 
 import io
-import uuid
 
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
-_RAW = CompressionTypes.UNCOMPRESSED
-
-
-def write_bytes_atomically(path: str, data: bytes) -> None:
-    """Writes ``data`` to a temporary sibling of ``path`` and renames it, so
-    readers never see a half-written artifact."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(tmp, compression_type=_RAW) as f:
-        f.write(data)
-    if FileSystems.exists(path):
-        # Object stores cannot rename over an existing object.
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-
-
-def read_bytes(path: str) -> bytes:
-    if not FileSystems.exists(path):
-        raise FileNotFoundError(f"{path}: no such file; check the path (local or gs://).")
-    with FileSystems.open(path, compression_type=_RAW) as f:
-        return f.read()
+from yt8m import fs
 
 
 def save_npz(path: str, **arrays: np.ndarray) -> None:
     """``np.savez`` to ``path`` exactly as given (no ``.npz`` suffix added), atomically."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    write_bytes_atomically(path, buf.getvalue())
+    fs.atomic_write(path, buf.getvalue())
 
 
 def load_npz(path: str, keys: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
     """Loads an ``.npz`` and checks it holds exactly ``keys``; ``what`` names
     the artifact in errors."""
-    data = read_bytes(path)
+    data = fs.read_bytes(path)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
@@ -56,7 +34,7 @@ def load_npz(path: str, keys: tuple[str, ...], what: str) -> dict[str, np.ndarra
 
 
 def load_npy(path: str) -> np.ndarray:
-    data = read_bytes(path)
+    data = fs.read_bytes(path)
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:

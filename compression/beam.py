@@ -15,13 +15,11 @@ from typing import Optional
 import apache_beam as beam
 import numpy as np
 
+from yt8m import counters
 from yt8m.compression import codec
 from yt8m.compression.pca import DEFAULT_CHUNK_ROWS, MomentsCombiner, PCAWhitening
 from yt8m.compression.quantize import (DEFAULT_BINS, DEFAULT_MAX_ITER, DEFAULT_RANGE,
                                   HistogramCombiner, Quantizer, _check_method)
-
-METRICS_NAMESPACE = "yt8m"
-
 
 def _shape_rows(element) -> int:
     a = np.asarray(element)
@@ -40,7 +38,7 @@ class PCAFitFn(beam.CombineFn):
         self.n_components, self.epsilon = int(n_components), float(epsilon)
         self.allow_rank_deficient = bool(allow_rank_deficient)
         self._combiner = MomentsCombiner(chunk_rows)
-        self._frames = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "pca_fit_frames")
+        self._frames = counters.counter(counters.PCA_FIT_FRAMES)
 
     def create_accumulator(self):
         return self._combiner.create_accumulator()

@@ -18,7 +18,8 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
-from yt8m.compression import _io, codec
+from yt8m import fs
+from yt8m.compression import codec
 from yt8m.compression.pca import PCAWhitening
 from yt8m.compression.quantize import Quantizer
 
@@ -158,4 +159,4 @@ def write_quality_report(path: str, heldout, pca: PCAWhitening, quantizer: Quant
 
 def save_report(path: str, report: dict) -> None:
     data = json.dumps(report, indent=1, allow_nan=False).encode("utf-8")
-    _io.write_bytes_atomically(path, data)
+    fs.atomic_write(path, data)

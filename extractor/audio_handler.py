@@ -21,6 +21,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
+from yt8m import counters
 from yt8m.extractor import vggish as vggish_lib
 
 
@@ -89,7 +90,7 @@ class VGGishModelHandler(ModelHandler[np.ndarray, np.ndarray, "vggish_lib.AudioM
         return int(sum(np.asarray(x).nbytes for x in batch))
 
     def get_metrics_namespace(self) -> str:
-        return "yt8m_audio_inference"
+        return counters.AUDIO_INFERENCE_NAMESPACE
 
     def share_model_across_processes(self) -> bool:
         return self._share

@@ -54,6 +54,8 @@ from typing import Iterator
 
 import av
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from yt8m.extractor import hwdecode
 from yt8m.extractor.audio_track import AudioDecoder, AudioTrack
@@ -448,9 +450,6 @@ class FrameStream:
             self._fail("permission", "permission denied; make the file readable by the pipeline's user")
 
     def _open_remote(self, uri: str):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
         try:
             if not FileSystems.exists(uri):
                 self._fail("missing", "file not found; check the manifest's uri")

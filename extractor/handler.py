@@ -29,6 +29,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
+from yt8m import counters
 from yt8m.extractor import precision as precision_lib
 from yt8m.extractor import weights as weights_lib
 
@@ -160,7 +161,7 @@ class InceptionModelHandler(ModelHandler[np.ndarray, np.ndarray, "weights_lib.Fe
         return int(sum(np.asarray(x).nbytes for x in batch))
 
     def get_metrics_namespace(self) -> str:
-        return "yt8m_inference"
+        return counters.INFERENCE_NAMESPACE
 
     def share_model_across_processes(self) -> bool:
         return self._share

@@ -1,12 +1,14 @@
-"""``ExtractFeatures``: videos -> per-frame Inception-v3 features, as one Beam transform.
+"""``ExtractFeatures``: ``Video``s -> per-frame Inception-v3 features, as one Beam transform.
 
-Steps (each labelled):
+Input: ``yt8m.records.Video`` elements. Outputs: ``VideoFeatures`` (the video,
+float32 ``(F, 2048)`` features, float64 frame times, the decoder's
+``DecodeWarning``s) and ``FailureRecord``s. Steps (each labelled):
 
 1. ``DecodeFrames`` (``DecodeVideoFn``): ``extractor.decode.sample_frames`` on
    each video; emits, in one stream, a ``VideoMeta`` record per video (frame
-   times, the video's other fields) followed by its frames keyed
+   times, warnings, the ``Video``) followed by its frames keyed
    ``FrameKey(video_id, index, count)``, and, for a video that cannot be read,
-   a failure record ``{"video_id", "uri", "stage": "decode", "error", "kind"}``.
+   a ``FailureRecord`` (stage ``decode``, the decoder's ``kind``).
    Decoding runs in a background thread one video ahead, so the next video is
    decoded while the network works on the current batch (FFmpeg and
    TensorFlow both release the GIL).
@@ -15,8 +17,7 @@ Steps (each labelled):
    weighing nothing); a batch whose inference raises becomes ``stage: "model"``
    failures for its videos instead of stopping the pipeline.
 3. ``AssembleVideo`` (``AssembleVideoFn``): frames ordered by index ->
-   ``(video_id, {"features": float32 (F, 2048), "frame_times": float64 (F,),
-   "decode_warnings": [...], **other fields})``.
+   ``VideoFeatures``.
 
 There is no shuffle and no multi-input ``Flatten`` after decoding (a runner may
 execute a ``Flatten`` as a stage boundary): the three steps form one chain that
@@ -26,7 +27,7 @@ as its last frame leaves the network, not after all inference; a build killed
 part way keeps what it finished. A video's frames never span bundles (bundles
 split between input videos).
 
-Counters (namespace ``yt8m``): ``extract_videos_decoded``,
+Counters (``yt8m.counters``): ``extract_videos_decoded``,
 ``extract_frames_decoded``, ``extract_decode_failures``,
 ``extract_model_failures``, ``extract_videos_done``, ``extract_frames_done``.
 """
@@ -35,20 +36,21 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.utils.windowed_value import WindowedValue
 
+from yt8m import counters
+from yt8m.extractor.decode import DecodeError, sample_frames
 from yt8m.extractor.handler import InceptionModelHandler
+from yt8m.records import FailureRecord, Video, VideoFeatures
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "yt8m"
 FAILURES = "failures"
 
 
@@ -73,18 +75,8 @@ class BatchFailure(NamedTuple):
     error: str
 
 
-def failure_record(video: Any, stage: str, error: str, kind: Optional[str] = None) -> dict:
-    """The project's failure record for one video (one line of failures.jsonl)."""
-    video = video if isinstance(video, dict) else {}
-    rec = {"video_id": video.get("video_id"), "uri": video.get("uri"), "stage": stage,
-           "error": error}
-    if kind:
-        rec["kind"] = kind
-    return rec
-
-
 class DecodeVideoFn(beam.DoFn):
-    """Video dict -> ``(VideoMeta, meta)`` then ``(FrameKey, frame)``s (main), ``failures``.
+    """``Video`` -> ``(VideoMeta, meta)`` then ``(FrameKey, frame)``s (main), ``failures``.
 
     ``prefetch`` videos are decoded ahead in background threads (0: decode in
     ``process``). Results are emitted in input order; at most ``prefetch``
@@ -99,9 +91,9 @@ class DecodeVideoFn(beam.DoFn):
         self.timeout_s, self.on_error, self.prefetch = timeout_s, on_error, int(prefetch)
 
     def setup(self):
-        self._decoded = Metrics.counter(NAMESPACE, "extract_videos_decoded")
-        self._frames = Metrics.counter(NAMESPACE, "extract_frames_decoded")
-        self._failed = Metrics.counter(NAMESPACE, "extract_decode_failures")
+        self._decoded = counters.counter(counters.EXTRACT_VIDEOS_DECODED)
+        self._frames = counters.counter(counters.EXTRACT_FRAMES_DECODED)
+        self._failed = counters.counter(counters.EXTRACT_DECODE_FAILURES)
         self._pool = (concurrent.futures.ThreadPoolExecutor(
             max_workers=self.prefetch, thread_name_prefix="yt8m-decode")
             if self.prefetch > 0 else None)
@@ -135,45 +127,46 @@ class DecodeVideoFn(beam.DoFn):
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _decode(self, video):
-        """sample_frames, or the failure record; never raises (runs in a thread)."""
-        from yt8m.extractor.decode import DecodeError, sample_frames
-        if not isinstance(video, dict) or not video.get("video_id") or not video.get("uri"):
-            return failure_record(video, "decode",
-                                  f"video record needs 'video_id' and 'uri', got {video!r}",
-                                  "bad_argument")
+    def _decode(self, video: Video):
+        """sample_frames, or the FailureRecord; never raises (runs in a thread)."""
+        if not isinstance(video, Video):
+            return FailureRecord(None, None, "decode", "bad_argument",
+                                 f"ExtractFeatures takes yt8m.records.Video elements, got "
+                                 f"{type(video).__name__}: {video!r}")
+        if not video.uri:
+            return video.failure("decode", "bad_argument",
+                                 f"video {video.video_id!r} has no uri: give every manifest "
+                                 f"row the path or URI of its video file")
         try:
-            return sample_frames(video["uri"], fps=self.fps, max_seconds=self.max_seconds,
+            return sample_frames(video.uri, fps=self.fps, max_seconds=self.max_seconds,
                                  size=self.size, timeout_s=self.timeout_s,
                                  on_error=self.on_error)
         except DecodeError as e:
-            return failure_record(video, "decode", str(e), getattr(e, "kind", None))
+            return video.failure("decode", e.kind, str(e))
         except Exception as e:  # noqa: BLE001 - a per-video problem never stops a build
-            log.exception("unexpected error decoding %s", video.get("uri"))
-            return failure_record(video, "decode",
-                                  f"{video.get('uri')}: unexpected {type(e).__name__}: {e}",
-                                  "unexpected")
+            log.exception("unexpected error decoding %s", video.uri)
+            return video.failure("decode", "unexpected",
+                                 f"{video.uri}: unexpected {type(e).__name__}: {e}")
 
     def _outputs(self, video, result, timestamp, window):
         def wv(value):
             return WindowedValue(value, timestamp, (window,))
 
-        if isinstance(result, dict):  # a failure record
+        if isinstance(result, FailureRecord):
             self._failed.inc()
             yield pvalue.TaggedOutput(FAILURES, wv(result))
         else:
             yield from self._frame_outputs(video, result, wv)
 
-    def _frame_outputs(self, video, result, wv):
-        vid = video["video_id"]
+    def _frame_outputs(self, video: Video, result, wv):
+        vid = video.video_id
         n = len(result)
         self._decoded.inc()
         self._frames.inc(n)
-        passthrough = dict(video)
         # In the frames' stream, not a side output: see the module docstring.
         yield wv((VideoMeta(vid), {
             "num_frames": n, "frame_times": np.asarray(result.times, np.float64),
-            "decode_warnings": list(result.warnings), "video": passthrough}))
+            "decode_warnings": tuple(result.warnings), "video": video}))
         for i in range(n):
             yield wv((FrameKey(vid, i, n), result.frames[i]))
 
@@ -240,7 +233,7 @@ class _PendingVideo:
 
 
 class AssembleVideoFn(beam.DoFn):
-    """``RunInference`` output -> ``(video_id, features dict)`` or ``model`` failures.
+    """``RunInference`` output -> ``VideoFeatures``, or ``model`` ``FailureRecord``s.
 
     Input: ``(VideoMeta, meta)``, ``(FrameKey, float32 (2048,))`` and
     ``(FrameKey, BatchFailure)``, in any order. Keeps, per bundle, what has
@@ -251,9 +244,9 @@ class AssembleVideoFn(beam.DoFn):
     """
 
     def setup(self):
-        self._done = Metrics.counter(NAMESPACE, "extract_videos_done")
-        self._frames = Metrics.counter(NAMESPACE, "extract_frames_done")
-        self._failed = Metrics.counter(NAMESPACE, "extract_model_failures")
+        self._done = counters.counter(counters.EXTRACT_VIDEOS_DONE)
+        self._frames = counters.counter(counters.EXTRACT_FRAMES_DONE)
+        self._failed = counters.counter(counters.EXTRACT_MODEL_FAILURES)
 
     def start_bundle(self):
         self._pending: dict = {}
@@ -293,7 +286,7 @@ class AssembleVideoFn(beam.DoFn):
 
     def finish_bundle(self):
         for vid, video in sorted(self._pending.items()):
-            meta = video.meta or {"video": {"video_id": vid}, "num_frames": video.count}
+            meta = video.meta or {"video": None, "num_frames": video.count}
             have = len(video.features)
             error = (f"video {vid!r}: got features for {have} of {meta['num_frames']} sampled "
                      f"frames{'' if video.meta else ' and no decode record'} by the end of "
@@ -302,9 +295,10 @@ class AssembleVideoFn(beam.DoFn):
             if video.errors:
                 error = "; ".join(sorted(set(video.errors))) + "; " + error
             self._failed.inc()
+            record = (meta["video"].failure("model", "incomplete", error) if meta["video"]
+                      else FailureRecord(vid, None, "model", "incomplete", error))
             yield pvalue.TaggedOutput(FAILURES, WindowedValue(
-                failure_record(meta["video"], "model", error), video.timestamp,
-                (video.window,)))
+                record, video.timestamp, (video.window,)))
         self._pending.clear()
 
     def _assemble(self, vid, video: _PendingVideo):
@@ -312,21 +306,22 @@ class AssembleVideoFn(beam.DoFn):
         n = meta["num_frames"]
         if video.errors or sorted(video.features) != list(range(n)):
             self._failed.inc()
-            error = "; ".join(sorted(set(video.errors))) if video.errors else (
-                f"got features for {len(video.features)} of {n} sampled frames")
-            return pvalue.TaggedOutput(FAILURES, failure_record(meta["video"], "model", error))
+            if video.errors:
+                kind, error = "inference", "; ".join(sorted(set(video.errors)))
+            else:
+                kind, error = "incomplete", (f"got features for {len(video.features)} of {n} "
+                                             f"sampled frames")
+            return pvalue.TaggedOutput(FAILURES, meta["video"].failure("model", kind, error))
         features = (np.stack([video.features[i] for i in range(n)]) if n
                     else np.zeros((0, 2048), np.float32))
         self._done.inc()
         self._frames.inc(n)
-        out = dict(meta["video"])
-        out.update(features=features, frame_times=meta["frame_times"],
-                   decode_warnings=meta["decode_warnings"])
-        return vid, out
+        return VideoFeatures(meta["video"], features, meta["frame_times"],
+                             decode_warnings=meta["decode_warnings"])
 
 
 class ExtractResult(NamedTuple):
-    """``features``: ``(video_id, dict)``; ``failures``: failure records (dicts)."""
+    """``features``: ``VideoFeatures``; ``failures``: ``FailureRecord``s."""
     features: beam.PCollection
     failures: beam.PCollection
 
@@ -337,7 +332,7 @@ class ExtractResult(NamedTuple):
 
 
 class ExtractFeatures(beam.PTransform):
-    """Video dicts (``video_id``, ``uri``, any other fields) -> features and failures.
+    """``Video``s -> ``VideoFeatures`` and ``FailureRecord``s (see the module docstring).
 
     Arguments: ``weights`` (a spec of ``extractor.weights``) or a ready
     ``model_handler``; ``batch_size`` frames per network call; ``fps`` and
@@ -380,7 +375,7 @@ class ExtractFeatures(beam.PTransform):
 
     def expand(self, videos):
         if not isinstance(videos, beam.PCollection):
-            raise TypeError(f"ExtractFeatures applies to a PCollection of video dicts, "
+            raise TypeError(f"ExtractFeatures applies to a PCollection of Video records, "
                             f"got {type(videos).__name__}")
         decoded = videos | "DecodeFrames" >> beam.ParDo(DecodeVideoFn(
             self.fps, self.max_seconds, self.size, self.decode_timeout_s,

@@ -33,16 +33,22 @@ random, and the log-mel front end's constants). Specs:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from yt8m.extractor import logmel
 from yt8m.extractor.weights import WeightsError, sha256_of
+
+# TensorFlow, Keras and TF-Hub are imported inside the functions that build or
+# read a network, so that checking an --audio_weights spec stays cheap.
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +249,6 @@ class AudioSpec:
 
 
 def _exists(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
     try:
         return FileSystems.exists(path)
     except Exception:  # an unknown scheme: missing; the message says what to pass
@@ -307,9 +312,6 @@ def parse_audio_spec(spec: str) -> AudioSpec:
 
 def _checkpoint_sha(prefix: str) -> str:
     """sha256 of a V1 checkpoint file, or of a V2 checkpoint's index and data files."""
-    import hashlib
-
-    from apache_beam.io.filesystems import FileSystems
     if _exists(prefix) and not _isdir(prefix):
         return sha256_of(prefix)
     files = sorted(m.path for r in FileSystems.match([prefix + ".index", prefix + ".data-*"])
@@ -438,9 +440,6 @@ def _local_copy(path: str) -> str:
     """Keras reads local files only: a remote file is copied to a temp file."""
     if "://" not in path:
         return path
-    import tempfile
-
-    from apache_beam.io.filesystems import FileSystems
     suffix = ".weights.h5" if path.lower().endswith(".weights.h5") else os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(suffix=suffix)
     with os.fdopen(fd, "wb") as out, FileSystems.open(path) as src:

@@ -36,11 +36,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+# TensorFlow, Keras, TF-Hub and h5py are imported inside the functions that
+# build or read a network: ``weights_info`` (which every command calls to check
+# its --weights) and the CLIs' --help must not pay TensorFlow's start-up.
 
 from yt8m.extractor import precision as precision_lib
 from yt8m.extractor import yt8m_graph
@@ -220,7 +226,6 @@ def parse_spec(spec: str) -> ParsedSpec:
 
 
 def _exists(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
     try:
         return FileSystems.exists(path)
     except Exception:  # an unknown scheme: treat as missing, the message says what to pass
@@ -250,13 +255,13 @@ def sha256_of(path: str) -> str:
 
 
 def _hash_file(path: str, h) -> None:
-    from apache_beam.io.filesystems import FileSystems
     with FileSystems.open(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
 
 
-def _imagenet_cache_path() -> str:
+def imagenet_cache_path() -> str:
+    """Where Keras keeps (or would download) the ImageNet Inception-v3 weights."""
     import keras
     home = keras.config.keras_home() if hasattr(keras.config, "keras_home") else None
     home = home or os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
@@ -285,8 +290,8 @@ def weights_info(spec: str, *, input_range: Optional[str] = None, precision: str
     sha = None
     if p.source in ("keras-file", "saved-model", "yt8m-graph") and not _is_remote(p.path):
         sha = sha256_of(p.path)
-    elif p.source == "imagenet" and os.path.exists(_imagenet_cache_path()):
-        sha = sha256_of(_imagenet_cache_path())
+    elif p.source == "imagenet" and os.path.exists(imagenet_cache_path()):
+        sha = sha256_of(imagenet_cache_path())
     name = "inception_v3" if p.source != "yt8m-graph" else "inception_2015_12_05_frozen_graph"
     info: dict[str, Any] = {
         "name": name, "source": p.source, "spec": p.spec, "path": p.path, "sha256": sha,
@@ -446,7 +451,7 @@ def _imagenet_inception():
         raise WeightsError(
             f"could not get Keras's ImageNet Inception-v3 weights ({type(e).__name__}: {e}). "
             f"They are downloaded once from {IMAGENET_URL} and cached at "
-            f"{_imagenet_cache_path()}: run once on a machine with internet, or copy that "
+            f"{imagenet_cache_path()}: run once on a machine with internet, or copy that "
             f"file there, or pass --weights /path/to/{IMAGENET_FILE}") from e
     model = inception_v3(weights=None)
     model.load_weights(path)
@@ -499,9 +504,6 @@ def _local_copy(path: str) -> str:
     """Keras and h5py read local files only: copy a remote file to a temp file."""
     if not _is_remote(path):
         return path
-    import tempfile
-
-    from apache_beam.io.filesystems import FileSystems
     suffix = ".weights.h5" if path.lower().endswith(".weights.h5") else os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(suffix=suffix)
     with os.fdopen(fd, "wb") as out, FileSystems.open(path) as src:

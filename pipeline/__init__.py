@@ -1,8 +1,14 @@
-"""pipeline: the whole dataset build as one Beam pipeline.
+"""pipeline: the jobs (``build``, ``resplit``, ``extract``) as Beam pipelines made of shared stages.
 
-``build`` (BuildDataset and its stages), ``cache`` (float16 raw-feature cache),
-``fit`` (order-independent PCA/quantizer fits), ``io`` (TFRecord writers, atomic
-publishing), ``progress`` (terminal progress and summary), ``cli`` (``build``
-and ``resplit``), ``demo``, ``schema`` (TFRecord layouts), ``runner`` (local
-runner choice). See docs/pipeline.md and docs/dataflow.md.
+Compositions: ``build`` (``BuildDataset``) and ``extract`` (``ExtractVideos``).
+Stages: ``features`` (cache-or-extract), ``fit`` (order-independent PCA and
+quantizer fits), ``encode`` (records per kind and split), ``artifacts`` (pca,
+quantizer, quality report), ``write`` (records, failures, counts) with
+``counts`` (the bounded counts behind counts.json). Around them: ``config``
+(what a job needs), ``launch`` (check inputs, run, publish), ``report``
+(dataset_info.json, summary, messages), ``io`` (Beam writers, staging and
+publishing), ``cache`` (the float16 feature cache), ``schema`` (TFRecord
+layouts), ``progress`` (the local progress line), ``runner`` (runner choice),
+``cli`` (``build``/``resplit`` flags), ``demo``. See docs/architecture.md,
+docs/pipeline.md and docs/dataflow.md.
 """

@@ -20,11 +20,12 @@ Layout and format (documented in docs/pipeline.md):
   ReLU activations are in [0, ~20]; float16 keeps 3 significant digits, far
   below the 8-bit quantization step, and halves the size), ``frame_times``
   float64 ``(F,)`` and ``meta`` (a JSON string: video_id, uri, size, mtime,
-  model, decode_warnings: the decoder's messages, e.g. frames kept after a
-  partial decode).
-* Every file is written to ``OUT/.tmp/cache/`` first and renamed into place
-  with ``FileSystems.rename``: a kill never leaves a half-written entry, and a
-  retried bundle rewrites identical bytes.
+  model, decode_warnings: the decoder's ``DecodeWarning``s as
+  ``{"kind", "message"}``, e.g. frames kept after a partial decode; an entry
+  that holds a bare message reads back as kind ``other``).
+* Every file is written through ``yt8m.fs.atomic_write`` with its temporary
+  file in ``OUT/.tmp/cache/``: a kill never leaves a half-written entry, and a
+  retried bundle rewrites identical bytes (same name, same content).
 
 Everything downstream uses the float16-rounded values (``as_cached``), so a
 build resumed from the cache gives the same bytes as an uninterrupted one.
@@ -35,12 +36,13 @@ import hashlib
 import io
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
+
+from yt8m import fs
+from yt8m.records import DecodeWarning
 
 CACHE_DTYPE = np.float16
 FINGERPRINT_HEX = 24
@@ -78,13 +80,12 @@ class FileStamp:
 
 def stat_video(uri: str) -> Optional[FileStamp]:
     """Size and modification time through FileSystems; None if it cannot be listed."""
-    try:
-        result = FileSystems.match([uri])[0]
-    except Exception:  # noqa: BLE001 - a missing/unlistable file is a cache miss;
-        return None    # the extractor then reports why it cannot be read.
-    if not result.metadata_list:
+    # A missing or unlistable file is a cache miss; the extractor then
+    # reports why it cannot be read.
+    found = fs.match(uri)
+    if not found:
         return None
-    meta = result.metadata_list[0]
+    meta = found[0]
     return FileStamp(uri=uri, size=int(meta.size_in_bytes),
                      mtime=float(getattr(meta, "last_updated_in_seconds", 0.0) or 0.0))
 
@@ -109,36 +110,13 @@ def _bucket(video_id: str) -> str:
 
 
 def entry_path(cache_dir: str, video_id: str, model_fp: str, fp: str) -> str:
-    return FileSystems.join(cache_dir, _bucket(video_id),
+    return fs.join(cache_dir, _bucket(video_id),
                             f"{safe_id(video_id)}-{model_fp[:8]}-{fp}.npz")
 
 
 def as_cached(features: np.ndarray) -> np.ndarray:
     """Features as every consumer sees them: rounded to float16, back in float32."""
     return np.asarray(features, np.float32).astype(CACHE_DTYPE).astype(np.float32)
-
-
-def _mkdirs(path: str) -> None:
-    if not FileSystems.exists(path):
-        try:
-            FileSystems.mkdirs(path)
-        except Exception:  # noqa: BLE001 - another worker made it first (or the
-            pass           # filesystem, like GCS, has no directories); create() will tell.
-
-
-def atomic_write_bytes(path: str, data: bytes, tmp_dir: str) -> None:
-    """Write ``data`` to ``path`` via a unique temp file in ``tmp_dir`` and a rename."""
-    _mkdirs(tmp_dir)
-    tmp = FileSystems.join(tmp_dir, f"{uuid.uuid4().hex}.part")
-    with FileSystems.create(tmp) as fh:
-        fh.write(data)
-    parent = path.rsplit("/", 1)[0]
-    _mkdirs(parent)
-    if FileSystems.exists(path):
-        # Same name means same fingerprint: the content is the same; replace it
-        # anyway so that a retried bundle ends with one whole file.
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
 
 
 def serialize_entry(video_id: str, features: np.ndarray, frame_times: np.ndarray,
@@ -198,12 +176,9 @@ class FeatureCache:
         changed between builds there are several entries; the one of the most
         recently modified file wins.
         """
-        pattern = FileSystems.join(self.cache_dir, _bucket(video_id),
+        pattern = fs.join(self.cache_dir, _bucket(video_id),
                                    f"{safe_id(video_id)}-{model_fp[:8]}-*.npz")
-        try:
-            found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        except Exception:  # noqa: BLE001 - no folder / no match: not cached
-            return []
+        found = [m.path for m in fs.match(pattern)]
         if len(found) <= 1:
             return found
 
@@ -216,21 +191,20 @@ class FeatureCache:
 
     def load(self, path: str, video_id: Optional[str] = None) -> Optional[dict]:
         """The entry at ``path``, or None if there is none. Raises CacheError if corrupt."""
-        if not FileSystems.exists(path):
+        if not fs.exists(path):
             return None
-        with FileSystems.open(path) as fh:
-            data = fh.read()
-        entry = deserialize_entry(data, video_id)
+        entry = deserialize_entry(fs.read_bytes(path), video_id)
         entry["path"] = path
         return entry
 
     def store(self, video_id: str, uri: str, model_fp: str, features: np.ndarray,
               frame_times: np.ndarray, model_info: Mapping,
-              decode_warnings: Sequence[str] = ()) -> Optional[str]:
+              decode_warnings: Sequence[DecodeWarning] = ()) -> Optional[str]:
         """Write the entry atomically; returns its path (None if the video cannot be stat'ed).
 
-        ``decode_warnings`` (extractor.decode's messages) are kept in ``meta`` so that a
-        build reading the entry back reports them as the build that extracted it did.
+        ``decode_warnings`` (the decoder's ``DecodeWarning``s) are kept in ``meta`` as
+        their dicts, so that a build reading the entry back reports them (by kind) as
+        the build that extracted it did (``DecodeWarning.from_value`` reads them).
         """
         stamp = stat_video(uri)
         if stamp is None:
@@ -239,7 +213,8 @@ class FeatureCache:
                           fingerprint(video_id, stamp, model_fp))
         meta = {"uri": uri, "size": stamp.size, "mtime": stamp.mtime,
                 "model": model_identity(model_info),
-                "decode_warnings": [str(w) for w in decode_warnings]}
-        atomic_write_bytes(path, serialize_entry(video_id, features, frame_times, meta),
-                           self.tmp_dir)
+                "decode_warnings": [DecodeWarning.from_value(w).to_dict()
+                                    for w in decode_warnings]}
+        fs.atomic_write(path, serialize_entry(video_id, features, frame_times, meta),
+                        self.tmp_dir)
         return path

@@ -1,4 +1,4 @@
-"""``build`` and ``resplit``: flags, and the exit codes of the two subcommands.
+"""``build`` and ``resplit``: their flags, parsed into a ``BuildConfig`` for the launcher.
 
 ``python run_pipeline.py build --videos M --entities E [--ratings R] --output_dir OUT
 [vocab flags] [--weights W] [--batch_size N] [--quantizer lloyd|uniform] [--train MODEL]
@@ -8,18 +8,26 @@
 [vocab flags] [Beam flags]``: the vocab flags default to the source build's.
 
 Flags these parsers do not know go to Beam's PipelineOptions (``--runner``,
-``--direct_num_workers``, Dataflow's flags), as in Beam's own examples.
+``--direct_num_workers``, Dataflow's flags), as in Beam's own examples. This
+module only parses; ``pipeline.launch`` runs, publishes and reports. Exit
+codes: 0 written, 2 bad inputs or flags, 4 no video could be written.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Optional, Sequence
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_NOTHING_WRITTEN = 4
+from yt8m.pipeline.config import (EXIT_BAD_INPUT, BuildConfig, read_source_info,
+                                  resplit_config, source_vocab_defaults)
+from yt8m.vocab.config import VocabConfig
+
+
+def _launcher():
+    # The launcher imports the pipeline's stages and, with them, TensorFlow:
+    # only after the flags are parsed, so that --help and flag errors are instant.
+    from yt8m.pipeline import launch
+    return launch
 
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +47,6 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from yt8m.vocab.config import VocabConfig
     p = argparse.ArgumentParser(
         prog="run_pipeline.py build",
         description="Build a YouTube-8M-style dataset: select videos, extract Inception-v3 "
@@ -61,7 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resplit_parser(defaults: Optional[dict] = None) -> argparse.ArgumentParser:
-    from yt8m.vocab.config import VocabConfig
     p = argparse.ArgumentParser(
         prog="run_pipeline.py resplit",
         description="Re-select and re-split a built dataset from its feature cache: new "
@@ -78,8 +84,6 @@ def resplit_parser(defaults: Optional[dict] = None) -> argparse.ArgumentParser:
 
 def parse_build_args(argv: Sequence[str]):
     """(BuildConfig, beam_args) from ``build`` flags; ValueError for invalid values."""
-    from yt8m.pipeline.build import BuildConfig
-    from yt8m.vocab.config import VocabConfig
     ns, beam_args = build_parser().parse_known_args(list(argv))
     vocab = VocabConfig.from_args(ns)
     if ns.batch_size < 1:
@@ -95,21 +99,12 @@ def parse_build_args(argv: Sequence[str]):
 
 def parse_resplit_args(argv: Sequence[str]):
     """(BuildConfig, beam_args) for ``resplit``; the source build's flags are the defaults."""
-    from yt8m.pipeline.build import resplit_config
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--from", dest="source")
     known, _ = pre.parse_known_args(list(argv))
-    source_info = _source_info(known.source) if known.source else {}
-    flags = source_info.get("flags", {})
-    defaults = dict(flags.get("vocab") or {})
-    if defaults.get("split") is not None:
-        defaults["split"] = ",".join(str(x) for x in defaults["split"])
-    for k in ("type_whitelist", "type_blacklist"):
-        if defaults.get(k) is not None:
-            defaults[k] = ",".join(defaults[k])
-    defaults["quantizer"] = flags.get("quantizer")
-    ns, beam_args = resplit_parser(defaults).parse_known_args(list(argv))
-    from yt8m.vocab.config import VocabConfig
+    source_info = read_source_info(known.source) if known.source else {}
+    ns, beam_args = resplit_parser(source_vocab_defaults(source_info)).parse_known_args(
+        list(argv))
     cfg = resplit_config(ns.source, source_info, ns.output_dir, VocabConfig.from_args(ns),
                          quantizer=ns.quantizer or "lloyd", num_shards=ns.num_shards,
                          train_model=ns.train, progress=not ns.no_progress,
@@ -117,63 +112,26 @@ def parse_resplit_args(argv: Sequence[str]):
     return cfg, beam_args
 
 
-def _source_info(source: str) -> dict:
-    from yt8m.pipeline import io as pio
-    path = pio.join(source, "dataset_info.json")
-    try:
-        return json.loads(pio.read_text(path))
-    except FileNotFoundError:
-        raise ValueError(f"--from {source!r} holds no finished build ({path} is missing): "
-                         f"pass the --output_dir of a build that completed") from None
-    except Exception as e:  # noqa: BLE001 - FileSystems raises its own IOError kinds
-        if not _exists(path):
-            raise ValueError(f"--from {source!r} holds no finished build ({path} is missing): "
-                             f"pass the --output_dir of a build that completed") from None
-        raise ValueError(f"--from {source!r}: cannot read {path}: {e}") from e
-
-
-def _exists(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
-    return FileSystems.exists(path)
-
-
-def _finish(run, argv: Sequence[str], parse) -> int:
-    from yt8m.pipeline.build import BuildError
-    from yt8m.pipeline.progress import summary_text
+def _main(argv: Sequence[str], parse) -> int:
     try:
         cfg, _ = parse(argv)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    try:
-        outcome = run(cfg)
-    except BuildError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(summary_text(outcome.info), file=sys.stderr)
-    if outcome.train_metrics is not None:
-        print("baseline (validate): " + json.dumps(outcome.train_metrics, sort_keys=True),
-              file=sys.stderr)
-    return EXIT_OK
+    return _launcher().build_and_report(cfg)
 
 
 def build_main(argv: Sequence[str]) -> int:
     """``run_pipeline.py build``: 0 when the dataset was written (failed videos included)."""
-    from yt8m.pipeline.build import run_build
-    return _finish(run_build, argv, parse_build_args)
+    return _main(argv, parse_build_args)
 
 
 def resplit_main(argv: Sequence[str]) -> int:
     """``run_pipeline.py resplit``: a new selection and splits from a build's cache."""
-    from yt8m.pipeline.build import run_build
-    return _finish(run_build, argv, parse_resplit_args)
+    return _main(argv, parse_resplit_args)
 
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     """``build`` from flags; returns the PipelineResult (Beam examples' convention)."""
-    from yt8m.pipeline.build import run_build
     cfg, _ = parse_build_args(sys.argv[1:] if argv is None else argv)
-    return run_build(cfg, test_pipeline=test_pipeline).result
+    return _launcher().run_build(cfg, test_pipeline=test_pipeline).result

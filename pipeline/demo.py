@@ -18,9 +18,17 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import random
 import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
+
+from yt8m.extractor import synth
+from yt8m.extractor.weights import imagenet_cache_path
+from yt8m.pipeline.config import BuildConfig
+from yt8m.pipeline.thumbnails import backfill
+from yt8m.vocab import rules
+from yt8m.vocab.config import VocabConfig
 
 # Class name -> (entity kg_id, display name, family, verticals, scores of raters r0-r2).
 # The sample corpus is a miniature of the dataset (paper section 3.4): entities
@@ -72,10 +80,12 @@ NON_VISUAL = ("/m/demo_podcast", "Podcast episode")
 # A catalog entity that only experts could identify (mean 3.0): excluded by rating.
 EXPERT_ONLY = ("/m/demo_moire", "Moire pattern", "Science", (3, 3, 3))
 
-# Selection flags that suit the sample corpus (its videos are seconds long
+# Selection rules that suit the sample corpus (its videos are seconds long
 # and its entities have a handful of videos, not the paper's 120-500 s / 200).
-DEMO_VOCAB_FLAGS = ["--min_duration_s", "1", "--max_duration_s", "500",
-                    "--min_views", "1000", "--min_videos_per_entity", "2"]
+DEMO_VOCAB = {"min_duration_s": 1.0, "max_duration_s": 500.0, "min_views": 1000,
+              "min_videos_per_entity": 2}
+# The same rules as flags of build, resplit and vocab.
+DEMO_VOCAB_FLAGS = [arg for key, value in DEMO_VOCAB.items() for arg in (f"--{key}", str(value))]
 
 
 @dataclass
@@ -95,8 +105,6 @@ def _pick_ids(n: int, seed: int = 0, prefix: str = "vid") -> list[str]:
 
     Fewer than 3 videos all go to train (the PCA needs train frames).
     """
-    from yt8m.vocab import rules
-    from yt8m.vocab.config import VocabConfig
     cfg = VocabConfig(seed=seed)
     if n < 3:
         want = {"train": n, "validate": 0, "test": 0}
@@ -153,10 +161,6 @@ def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
     ratings put them in all three specificity buckets; one more catalog
     entity (``EXPERT_ONLY``, no videos) fails the rating rule.
     """
-    import random
-
-    from yt8m.extractor import synth
-    from yt8m.vocab import rules
     if n_videos < 1:
         raise ValueError(f"make_corpus needs at least 1 good video, got {n_videos}")
     classes = list(classes or CLASSES)
@@ -242,11 +246,7 @@ def make_corpus(folder: str, n_videos: int = 48, duration_s: float = 6.0,
 
 
 def _imagenet_cached() -> bool:
-    from yt8m.extractor import weights
-    try:
-        return os.path.exists(weights._imagenet_cache_path())
-    except Exception:  # noqa: BLE001 - a missing helper means "not known to be cached"
-        return False
+    return os.path.exists(imagenet_cache_path())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -277,12 +277,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"demo: writing {ns.videos} sample videos to {corpus_dir} ...", file=sys.stderr)
     corpus = make_corpus(corpus_dir, n_videos=ns.videos, duration_s=ns.duration_s)
     dataset = os.path.join(ns.output_dir, "dataset")
-    from yt8m.pipeline.cli import build_main
-    argv_build = ["--videos", corpus.manifest, "--entities", corpus.entities,
-                  "--ratings", corpus.ratings, "--output_dir", dataset,
-                  "--weights", weights, "--train", ns.model, *DEMO_VOCAB_FLAGS, *beam_args]
+    cfg = BuildConfig(videos=corpus.manifest, entities=corpus.entities, ratings=corpus.ratings,
+                      output_dir=dataset, vocab=VocabConfig(**DEMO_VOCAB), weights=weights,
+                      train_model=ns.model, beam_args=list(beam_args))
     print(f"demo: building {dataset} with weights {weights!r} ...", file=sys.stderr)
-    rc = build_main(argv_build)
+    # The launcher imports the pipeline and TensorFlow: only once the corpus is
+    # written (make_corpus, which tests import, and --help stay light).
+    from yt8m.pipeline.launch import build_and_report
+    rc = build_and_report(cfg)
     if rc == 0:
         _write_thumbnails(dataset)
         print(f"demo: done. The dataset is in {dataset} (see docs/pipeline.md for the "
@@ -293,7 +295,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _write_thumbnails(dataset: str) -> None:
     """Thumbnails for the explorer, for the videos whose build did not keep them."""
-    from yt8m.pipeline.thumbnails import backfill
     counts = backfill(dataset)
     if counts["written"]:
         print(f"demo: wrote thumbnails of {counts['written']} videos for the explorer "

@@ -19,6 +19,8 @@ float64 scatter (34 MB for D = 2048, so 16 large buckets hold ~540 MB).
 
 With fewer than two train frames there is nothing to fit: ``pca_from_moments``
 and ``quantizer_from_histogram`` return None and the build reports it.
+
+``FitCompression`` is the build's fit stage built from these pieces.
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ import hashlib
 
 import apache_beam as beam
 import numpy as np
+
+from yt8m.compression.codec import whiten_frames
+from yt8m.compression.pca import MomentsCombiner, PCAWhitening
+from yt8m.compression.quantize import HistogramCombiner, Quantizer
 
 DEFAULT_BUCKETS = 16
 
@@ -36,10 +42,8 @@ def _bucket(video_id: str, buckets: int) -> int:
 
 def _make_combiner(kind: str):
     if kind == "moments":
-        from yt8m.compression.pca import MomentsCombiner
         return MomentsCombiner()
     if kind == "histogram":
-        from yt8m.compression.quantize import HistogramCombiner
         return HistogramCombiner()
     raise ValueError(f"unknown combiner kind {kind!r}: 'moments' or 'histogram'")
 
@@ -104,7 +108,6 @@ def pca_from_moments(moments, n_components: int):
     says why each video failed. Raising here instead would stop the pipeline
     before failures.jsonl is staged.
     """
-    from yt8m.compression.pca import PCAWhitening
     if moments.count < MIN_FIT_FRAMES:
         return None
     # A small build has fewer train frames than components: the PCA keeps the
@@ -117,7 +120,6 @@ def pca_from_moments(moments, n_components: int):
 def quantizer_from_histogram(hist, method: str, pca=None):
     """The quantizer (``lloyd`` from the whitened histogram, or ``uniform``); None when
     ``pca`` is None: without a PCA there is nothing to encode."""
-    from yt8m.compression.quantize import Quantizer
     if pca is None:
         return None
     if method == "uniform":
@@ -130,8 +132,47 @@ def whiten(kv, pca):
 
     A generator (for ``beam.FlatMap``): nothing when no PCA was fit.
     """
-    from yt8m.compression.codec import whiten_frames
     if pca is None:
         return
     vid, x = kv
     yield vid, np.asarray(whiten_frames(x, pca))
+
+
+class FitCompression(beam.PTransform):
+    """``VideoFeatures`` -> ``{"pca": PCollection[PCAWhitening], "quantizer": ...}`` (one element each).
+
+    The PCA is fit on every frame of the train split; the quantizer on the same
+    frames once whitened (``uniform`` needs no data but goes the same way).
+    Both use compression's NumPy combiners in a fixed order (``OrderedCombine``).
+    With fewer than two train frames both elements are None ("nothing to
+    fit"): every video then fails to encode and the build publishes only
+    failures.jsonl (see ``pipeline.launch.publish_build``).
+    """
+
+    def __init__(self, n_components: int = 1024, quantizer: str = "lloyd",
+                 train_split: str = "train"):
+        super().__init__()
+        if quantizer not in ("lloyd", "uniform"):
+            raise ValueError(f"--quantizer must be 'lloyd' or 'uniform', got {quantizer!r}")
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        self.n_components, self.quantizer, self.train_split = n_components, quantizer, train_split
+
+    def expand(self, features):
+        split, k = self.train_split, self.n_components
+        train = (features
+                 | "TrainOnly" >> beam.Filter(lambda vf: vf.video.split == split)
+                 | "TrainFrames" >> beam.Map(lambda vf: (vf.video_id, vf.features)))
+        # compression's accumulators, merged in video_id order (OrderedCombine):
+        # the artifacts depend on the train set only, so a resumed build
+        # writes the same bytes as an uninterrupted one.
+        pca = (train
+               | "PCAMoments" >> OrderedCombine("moments")
+               | "FitPCA" >> beam.Map(pca_from_moments, k))
+        quant = (train
+                 # The codebook is fit on exactly the coefficients encode_frames sees.
+                 | "Whiten" >> beam.FlatMap(whiten, beam.pvalue.AsSingleton(pca))
+                 | "WhitenedHistogram" >> OrderedCombine("histogram")
+                 | "FitQuantizer" >> beam.Map(quantizer_from_histogram, self.quantizer,
+                                              beam.pvalue.AsSingleton(pca)))
+        return {"pca": pca, "quantizer": quant}

@@ -1,166 +1,77 @@
-"""The build's outputs: TFRecord writers, small files, atomic publishing.
+"""The jobs' Beam writers and the publishing of a staged output, on ``yt8m.fs``.
 
-Every path goes through Beam's ``FileSystems``, so OUT may be a local folder or
-a ``gs://`` URI. Nothing appears in OUT half-written:
+Nothing appears in OUT half-written. During a run a job (``build``,
+``resplit``, ``extract``, ``vocab``) writes only into its staging folder
+``OUT/.tmp/<job>/`` (``staging_dir``):
 
-* during the run, the pipeline writes into the staging folder
-  ``OUT/.tmp/<job>/`` only: TFRecords through ``beam.io.WriteToTFRecord``
-  (whose own temp files live below that folder), small JSON/CSV files through
-  ``WriteSingleFile`` (a temp name, then ``FileSystems.rename``);
-* after the pipeline succeeded, ``publish`` removes the previous build's shards
-  and renames the staged files into place, and ``dataset_info.json`` is written
-  last: its presence marks a complete dataset.
+* TFRecords through ``WriteRecords`` (``beam.io.WriteToTFRecord``, whose own
+  temporary files live below the staging folder too);
+* per-video text files through ``beam.io.WriteToText`` or, when their lines
+  must be sorted (failures.jsonl), ``WriteSortedLines``;
+* small files through ``yt8m.fs.atomic_write``.
 
-A kill at any point leaves OUT either as it was or with whole files of the new
-build and no ``dataset_info.json``; the rerun publishes again from scratch.
+After the pipeline has succeeded, the launcher (``pipeline.launch``) publishes:
+``publish`` removes the previous run's shards and renames the staged shards
+and small files into place, ``publish_tree`` moves a staged folder's files
+(the selection's vocabulary files), and the job's marker
+(``dataset_info.json``, ``model.json``) is written last. A kill at any point
+leaves OUT either as it was or with whole files of the new run and no marker;
+the rerun publishes again from scratch.
 """
 from __future__ import annotations
 
-import csv
+import hashlib
+import heapq
 import io
 import json
-import uuid
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
+
+from yt8m import fs
 
 SPLITS = ("train", "validate", "test")
 RECORD_KINDS = ("frame", "video")
+RAW_KIND = "features"          # extract --no_compress: raw float features
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 TFRECORD_SUFFIX = ".tfrecord"
 TMP_DIRNAME = ".tmp"
+DATASET_INFO = "dataset_info.json"   # a build's marker: OUT is complete exactly when present
+SORT_BUCKETS = 16
 
 
 # ---------------------------------------------------------------------------
-# Paths
+# Where runs stage their outputs
 # ---------------------------------------------------------------------------
-def join(base: str, *parts: str) -> str:
-    return FileSystems.join(base, *parts)
-
-
 def tmp_root(out: str) -> str:
     """OUT/.tmp: the work area of runs in OUT (never part of the dataset)."""
-    return join(out, TMP_DIRNAME)
+    return fs.join(out, TMP_DIRNAME)
 
 
-def mkdirs(path: str) -> None:
-    if not FileSystems.exists(path):
-        try:
-            FileSystems.mkdirs(path)
-        except Exception:  # noqa: BLE001 - made concurrently, or GCS (no folders)
-            pass
+def staging_dir(out: str, job: str) -> str:
+    """OUT/.tmp/<job>: everything ``job`` writes before it publishes."""
+    return fs.join(tmp_root(out), job)
 
 
-def delete_tree(path: str) -> None:
-    """Remove ``path`` (a file or a folder, local or remote) if it exists."""
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
+def record_tag(kind: str, split: Optional[str] = None) -> str:
+    """The name of one record stream: ``frame_train`` in a build, ``frame`` outside one."""
+    return f"{kind}_{split}" if split else kind
 
 
-def match(pattern: str) -> list:
-    """FileMetadata for ``pattern`` (sorted by path); empty if nothing matches."""
-    try:
-        result = FileSystems.match([pattern])[0]
-    except Exception:  # noqa: BLE001 - Beam raises when a local pattern has no match
-        return []
-    return sorted(result.metadata_list, key=lambda m: m.path)
+def dataset_prefixes(splits: Sequence[str] = SPLITS,
+                     kinds: Sequence[str] = RECORD_KINDS) -> dict:
+    """A build's shard prefixes by record tag: ``{"frame_train": "frame/train", ...}``."""
+    return {record_tag(k, s): f"{k}/{s}" for k in kinds for s in splits}
 
 
-# ---------------------------------------------------------------------------
-# Atomic small files (launcher side and inside DoFns)
-# ---------------------------------------------------------------------------
-def atomic_write(path: str, data: bytes | str, tmp_dir: Optional[str] = None) -> None:
-    """Write ``path`` through a temp file beside it (or in ``tmp_dir``) and a rename."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    parent = path.rsplit("/", 1)[0] if "/" in path else "."
-    tmp_dir = tmp_dir or parent
-    mkdirs(tmp_dir)
-    mkdirs(parent)
-    tmp = join(tmp_dir, f".{uuid.uuid4().hex}.part")
-    with FileSystems.create(tmp) as fh:
-        fh.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-
-
-def json_text(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path) as fh:
-        return fh.read()
-
-
-def read_text(path: str) -> str:
-    return read_bytes(path).decode("utf-8")
-
-
-def copy_file(src: str, dst: str) -> None:
-    """Copy through FileSystems, atomically at the destination."""
-    atomic_write(dst, read_bytes(src))
+def shard_pattern(folder: str, prefix: str) -> str:
+    """The glob of the shards of ``prefix`` (e.g. ``frame/train``) below ``folder``."""
+    return fs.join(folder, f"{prefix}-*-of-*{TFRECORD_SUFFIX}")
 
 
 # ---------------------------------------------------------------------------
 # Beam writers
 # ---------------------------------------------------------------------------
-class WriteSingleFile(beam.PTransform):
-    """Gather a (small) PCollection and write it as one file, atomically.
-
-    ``render(list_of_elements) -> str|bytes`` makes the file's content; the
-    elements are sorted first (``sort_key``) so the bytes do not depend on
-    bundle order. An empty PCollection still writes the file (e.g. an empty
-    failures.jsonl says "no failures", which is not the same as "not built").
-    """
-
-    def __init__(self, path: str, render: Callable[[list], bytes | str],
-                 sort_key: Optional[Callable] = None):
-        super().__init__()
-        if not path:
-            raise ValueError("WriteSingleFile needs a destination path")
-        if not callable(render):
-            raise TypeError(f"render must be callable, got {render!r}")
-        self.path = path
-        self.render = render
-        self.sort_key = sort_key
-
-    def expand(self, pcoll):
-        path, render, key = self.path, self.render, self.sort_key
-
-        def _write(elements):
-            items = sorted(elements, key=key) if key else list(elements)
-            atomic_write(path, render(items))
-            return path
-
-        return (pcoll
-                | "Gather" >> beam.combiners.ToList()
-                | "WriteAtomically" >> beam.Map(_write))
-
-
-def jsonl_render(items: list) -> str:
-    return "".join(json.dumps(x, sort_keys=True, default=_json_default) + "\n" for x in items)
-
-
 class WriteRecords(beam.PTransform):
     """Serialized records -> ``PREFIX-SSSSS-of-NNNNN.tfrecord`` via WriteToTFRecord."""
 
@@ -180,50 +91,115 @@ class WriteRecords(beam.PTransform):
             shard_name_template=SHARD_TEMPLATE)
 
 
+def _bucket_of(key, buckets: int) -> int:
+    blob = json.dumps(key).encode("ascii")
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") % buckets
+
+
+def _write_run(kv, tmp_dir: str, name: str) -> str:
+    """One bucket's lines, sorted, as a run file (``[key, line]`` JSON per line)."""
+    bucket, items = kv
+    # ASCII JSON: any string survives the round trip, lone surrogates included.
+    text = "".join(json.dumps([key, line]) + "\n"
+                   for key, line in sorted((tuple(k) if isinstance(k, list) else k, ln)
+                                           for k, ln in items))
+    return fs.atomic_write(fs.join(tmp_dir, f"{name}.run-{bucket:05d}"), text, tmp_dir)
+
+
+def _run_lines(path: str) -> Iterable[tuple]:
+    with fs.FileSystems.open(path, compression_type=fs.RAW) as raw:
+        for row in io.TextIOWrapper(raw, encoding="utf-8", newline="\n"):
+            key, line = json.loads(row)
+            yield (tuple(key) if isinstance(key, list) else key), line
+
+
+def _merge_runs(runs: list, path: str, tmp_dir: str) -> str:
+    """Merge the sorted runs into ``path``, a line at a time per run (heapq.merge)."""
+    with fs.open_atomic(path, tmp_dir) as out:
+        for _, line in heapq.merge(*(_run_lines(r) for r in sorted(runs))):
+            # Strings read from undecodable manifest bytes keep them as escapes.
+            out.write((line + "\n").encode("utf-8", "backslashreplace"))
+    return path
+
+
+class WriteSortedLines(beam.PTransform):
+    """``(key, line)`` pairs -> one text file, lines sorted by ``(key, line)``.
+
+    A file whose bytes must not depend on bundle order (failures.jsonl: two
+    builds of the same inputs give the same file) is sorted, but no worker
+    holds all its lines: they are spread over ``buckets`` by a hash of the key,
+    each bucket is sorted in one worker and written as a run file under
+    ``tmp_dir``, and a last step merges the sorted runs into ``path`` reading
+    them a line at a time (``heapq.merge``), through ``yt8m.fs.open_atomic``.
+    Memory: one bucket (about 1/``buckets`` of the lines) per worker, and one
+    line per run in the merge. ``key`` is a string or a tuple of strings
+    (it round-trips through JSON); ``line`` has no newline. An empty input
+    still writes the (empty) file: "no failures" is not "not built".
+    """
+
+    def __init__(self, path: str, tmp_dir: str, buckets: int = SORT_BUCKETS):
+        super().__init__()
+        if not path or not tmp_dir:
+            raise ValueError("WriteSortedLines needs a destination path and a temp folder")
+        if not isinstance(buckets, int) or buckets < 1:
+            raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+        self.path, self.tmp_dir, self.buckets = path, tmp_dir, buckets
+
+    def expand(self, pairs):
+        path, tmp_dir, buckets = self.path, self.tmp_dir, self.buckets
+        name = fs.basename(path)
+        return (pairs
+                | "ToBucket" >> beam.Map(lambda kv: (_bucket_of(kv[0], buckets), kv))
+                | "GroupBucket" >> beam.GroupByKey()
+                | "WriteSortedRun" >> beam.Map(_write_run, tmp_dir, name)
+                # The runs' paths only: at most `buckets` strings.
+                | "GatherRuns" >> beam.combiners.ToList()
+                | "MergeRuns" >> beam.Map(_merge_runs, path, tmp_dir))
+
+
 # ---------------------------------------------------------------------------
 # Publishing the staged outputs
 # ---------------------------------------------------------------------------
-def staged_shards(staging: str, kind: str, split: str) -> list:
-    return match(join(staging, kind, f"{split}-*-of-*{TFRECORD_SUFFIX}"))
+def publish(staging: str, out: str, small_files: Sequence[str] = (),
+            prefixes: Optional[Sequence[str]] = None) -> dict:
+    """Move the staged shards and small files into OUT; returns ``{prefix: {files, bytes}}``.
 
-
-def publish(staging: str, out: str, small_files: Sequence[str]) -> dict:
-    """Move the staged TFRecords and small files into OUT; returns bytes per (kind, split).
-
-    The previous build's shards of every split are deleted first, so that a
-    build with fewer shards leaves no stale ones behind.
+    ``prefixes``: the shard groups relative to both folders (default: a
+    build's ``frame/train`` ... ``video/test``; ``extract`` publishes
+    ``frame`` and ``video``, or ``features``). The previous run's shards of
+    every group are deleted first, so that a run with fewer shards leaves no
+    stale ones behind.
     """
+    prefixes = list(dataset_prefixes().values() if prefixes is None else prefixes)
+    old = [m.path for prefix in prefixes for m in fs.match(shard_pattern(out, prefix))]
+    if old:
+        fs.FileSystems.delete(old)
     sizes: dict = {}
-    for kind in RECORD_KINDS:
-        mkdirs(join(out, kind))
-        old = [m.path for split in SPLITS
-               for m in match(join(out, kind, f"{split}-*-of-*{TFRECORD_SUFFIX}"))]
-        if old:
-            FileSystems.delete(old)
-        for split in SPLITS:
-            shards = staged_shards(staging, kind, split)
-            srcs = [m.path for m in shards]
-            dsts = [join(out, kind, m.path.rsplit("/", 1)[-1]) for m in shards]
-            if srcs:
-                FileSystems.rename(srcs, dsts)
-            sizes[(kind, split)] = {"files": len(srcs),
-                                    "bytes": int(sum(m.size_in_bytes for m in shards))}
+    for prefix in prefixes:
+        shards = fs.match(shard_pattern(staging, prefix))
+        folder = fs.parent(fs.join(out, prefix))
+        fs.move([m.path for m in shards], [fs.join(folder, fs.basename(m.path))
+                                             for m in shards])
+        sizes[prefix] = {"files": len(shards),
+                         "bytes": int(sum(m.size_in_bytes for m in shards))}
     publish_files(staging, out, small_files)
     return sizes
 
 
 def publish_files(staging: str, out: str, files: Sequence[str]) -> None:
-    """Move staged small files (paths relative to ``staging``) into OUT by rename.
+    """Move staged small files (paths relative to ``staging``) into OUT by rename."""
+    missing = [rel for rel in files if not fs.exists(fs.join(staging, rel))]
+    if missing:
+        raise FileNotFoundError(f"the run did not stage {missing[0]!r} in {staging}: "
+                                f"the pipeline ended without writing it")
+    fs.move([fs.join(staging, rel) for rel in files], [fs.join(out, rel) for rel in files])
 
-    Used alone when there is no dataset to publish (only failures.jsonl).
-    """
-    for rel in files:
-        src = join(staging, rel)
-        if not FileSystems.exists(src):
-            raise FileNotFoundError(f"the build did not stage {rel!r} in {staging}: "
-                                    f"the pipeline ended without writing it")
-        dst = join(out, rel)
-        mkdirs(dst.rsplit("/", 1)[0])
-        if FileSystems.exists(dst):
-            FileSystems.delete([dst])
-        FileSystems.rename([src], [dst])
+
+def publish_tree(staged: str, out: str) -> list[str]:
+    """Move every file below the folder ``staged`` to the same place below ``out``."""
+    base = fs.join(staged, "")
+    srcs = [m.path for m in fs.match(fs.join(staged, "**"))]
+    rels = [src[len(base):] if src.startswith(base) else fs.basename(src) for src in srcs]
+    dsts = [fs.join(out, *rel.split("/")) for rel in rels]
+    fs.move(srcs, dsts)
+    return dsts

@@ -13,7 +13,7 @@ them in other processes), so progress goes through small files:
   otherwise). Remote runners get no progress files: their own UI shows the
   job (and Beam Metrics, which the build also counts).
 
-``summary_text(info)`` renders the end-of-run summary from dataset_info.json.
+The end-of-run summary is ``pipeline.report.summary_text``.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def read_progress(folder: Optional[str]) -> dict:
     return {"videos": counts, "frames": frames}
 
 
-def _fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -93,12 +93,12 @@ def render_line(state: dict, elapsed: float, width: int = 24) -> str:
         # are nearly free and would make the estimate optimistic).
         todo = max(0, total - done)
         left = (elapsed / v["extracted"] * todo) if v["extracted"] else None
-        left_s = _fmt_duration(left) if left is not None else "--:--"
+        left_s = fmt_duration(left) if left is not None else "--:--"
         head = f"[{bar}] {done}/{total} videos"
     else:
         head, left_s = "selecting videos ...", "--:--"
     line = (f"{head} ({v['cached']} cached, {v['failed']} failed) | "
-            f"{fps:.1f} frames/s | elapsed {_fmt_duration(elapsed)} | left {left_s}")
+            f"{fps:.1f} frames/s | elapsed {fmt_duration(elapsed)} | left {left_s}")
     if total and done >= total:
         line += " | fitting PCA + quantizer, writing"
     return line
@@ -142,34 +142,3 @@ class ProgressMonitor:
             self._thread.join()
             self._tick(final=True)
         return False
-
-
-def _top(reasons: dict, n: int = 3) -> str:
-    items = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-    return ", ".join(f"{k} {v}" for k, v in items) or "none"
-
-
-def summary_text(info: dict) -> str:
-    """The closing summary of a build from its dataset_info.json content."""
-    acc = info["accounting"]
-    lines = [f"build finished in {_fmt_duration(info.get('elapsed_s', 0))} -> {info['output_dir']}"]
-    for split, c in info["splits"].items():
-        lines.append(f"  {split:<9} {c['videos']:>7} videos {c['frames']:>9} frames "
-                     f"{c['bytes'] / 1e6:>9.2f} MB (frame + video records)")
-    lines.append(f"  excluded  {acc['excluded']:>7} rows   top reasons: "
-                 f"{_top(info.get('excluded_reasons', {}))}")
-    lines.append(f"  failed    {acc['failed']:>7} videos top reasons: "
-                 f"{_top(info.get('failure_reasons', {}))}")
-    warned = info.get("decode_warnings") or {}
-    if warned.get("videos"):
-        lines.append(f"  decoded with warnings {warned['videos']} videos (kept, see "
-                     f"dataset_info.json decode_warnings): "
-                     f"{_top(warned.get('by_kind', {}))}")
-    lines.append(f"  accounting: {acc['written']} written + {acc['excluded']} excluded + "
-                 f"{acc['failed']} failed = {acc['total']} of {acc['manifest_rows']} "
-                 f"manifest rows ({'ok' if acc['balanced'] else 'MISMATCH'})")
-    cache = info.get("cache", {})
-    if cache:
-        lines.append(f"  features: {cache.get('extracted', 0)} videos extracted, "
-                     f"{cache.get('hits', 0)} from the cache")
-    return "\n".join(lines)

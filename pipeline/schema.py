@@ -18,10 +18,12 @@ trainer's tf.data readers use the feature specs below.
 """
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 from tensorflow.core.example import example_pb2, feature_pb2
 
 RGB_QUANTIZED_DIM = 1024
@@ -45,6 +47,14 @@ def _int64_feature(values: Sequence[int]) -> feature_pb2.Feature:
 def _float_feature(values) -> feature_pb2.Feature:
     return feature_pb2.Feature(
         float_list=feature_pb2.FloatList(value=np.asarray(values, np.float32).ravel().tolist()))
+
+
+def _serialize(message) -> bytes:
+    # Features are protobuf maps, whose entries are serialized in hash-table
+    # order: without ``deterministic`` the same record gives other bytes in
+    # another process (string hashing is seeded per process), and a build's
+    # bytes would depend on which worker wrote them. Sorted map keys only.
+    return message.SerializeToString(deterministic=True)
 
 
 def _as_bytes(video_id) -> bytes:
@@ -76,7 +86,7 @@ def encode_frame_example(video_id: str, quantized_rgb: np.ndarray,
         fa = seq.feature_lists.feature_list[FRAME_AUDIO]
         for row in np.asarray(quantized_audio, np.uint8):
             fa.feature.add().bytes_list.value.append(row.tobytes())
-    return seq.SerializeToString()
+    return _serialize(seq)
 
 
 def encode_video_example(video_id: str, mean_rgb: np.ndarray,
@@ -89,7 +99,7 @@ def encode_video_example(video_id: str, mean_rgb: np.ndarray,
         feats["labels"] = _int64_feature(sorted(int(x) for x in labels))
     if mean_audio is not None:
         feats[VIDEO_MEAN_AUDIO] = _float_feature(mean_audio)
-    return example_pb2.Example(features=feature_pb2.Features(feature=feats)).SerializeToString()
+    return _serialize(example_pb2.Example(features=feature_pb2.Features(feature=feats)))
 
 
 def encode_raw_feature_example(video_id: str, features: np.ndarray,
@@ -108,7 +118,7 @@ def encode_raw_feature_example(video_id: str, features: np.ndarray,
     fl = seq.feature_lists.feature_list[FRAME_RGB]
     for row in x:
         fl.feature.add().float_list.value.extend(row.tolist())
-    return seq.SerializeToString()
+    return _serialize(seq)
 
 
 # ---------------------------------------------------------------------------
@@ -172,9 +182,6 @@ def parse_video_example(data: bytes) -> VideoRecord:
 
 def read_records(pattern: str) -> list[bytes]:
     """All serialized records of the TFRecord files matching ``pattern`` (sorted)."""
-    import glob
-
-    import tensorflow as tf
     files = sorted(glob.glob(pattern))
     out: list[bytes] = []
     for path in files:

@@ -137,3 +137,58 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_cycles():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _project_imports():
+    for mod, path in MODULES.items():
+        for line, name in _imports(path):
+            yield mod, path, line, name
+
+
+def test_only_the_dispatch_table_reaches_a_cli_module():
+    # A subcommand's cli module parses flags and calls a launcher; everything
+    # else calls the launcher (or the library) itself.
+    offenders = [f"{path.relative_to(ROOT)}:{line}: import {name}"
+                 for mod, path, line, name in _project_imports()
+                 if name.split(".")[-1] == "cli" and name in MODULES
+                 and mod not in ("yt8m.cli", "yt8m.__main__")]
+    assert not offenders, "\n".join(offenders)
+
+
+def _calls(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Name):
+            yield node.lineno, f"{node.func.value.id}.{node.func.attr}"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Attribute):
+            yield node.lineno, f"{node.func.value.attr}.{node.func.attr}"
+
+
+def test_every_counter_name_comes_from_yt8m_counters():
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {call}"
+                 for mod, path in MODULES.items() if mod != "yt8m.counters"
+                 for line, call in _calls(path) if call == "Metrics.counter"]
+    assert not offenders, ("create counters with yt8m.counters (counter(), Counters) and "
+                           "the names defined there:\n" + "\n".join(offenders))
+
+
+def test_files_are_written_through_yt8m_fs():
+    # The trainer's run folder is converted separately (its own room).
+    writes = ("FileSystems.create", "FileSystems.rename")
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {call}"
+                 for mod, path in MODULES.items()
+                 if mod != "yt8m.fs" and not mod.startswith("yt8m.trainer")
+                 for line, call in _calls(path) if call in writes]
+    assert not offenders, ("write files with yt8m.fs (atomic_write, open_atomic, move):\n"
+                           + "\n".join(offenders))
+
+
+def test_the_call_finder_finds_calls(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("from apache_beam.metrics import Metrics\nimport apache_beam as beam\n"
+                   "Metrics.counter('yt8m', 'x')\nbeam.metrics.Metrics.counter('yt8m', 'y')\n"
+                   "FileSystems.create(p)\n")
+    assert [c for _, c in _calls(src)] == ["Metrics.counter", "Metrics.counter",
+                                          "FileSystems.create"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator, Sequence
 
+from yt8m import fs
 from yt8m.vocab.manifest import _has_bad_bytes, _open_text
 from yt8m.vocab.rules import to_fraction
 
@@ -41,8 +42,7 @@ def _split(value: str) -> tuple[str, ...]:
 
 def check_header(path: str, what: str, required: Sequence[str], flag: str) -> list[str]:
     """The file's header, or a clear error if the file or a required column is missing."""
-    from apache_beam.io.filesystems import FileSystems
-    if not FileSystems.exists(path):
+    if not fs.exists(path):
         raise FileNotFoundError(f"{what} file {path!r} does not exist: pass {flag} with a CSV "
                                 f"whose header is {','.join(required)}")
     with _open_text(path) as fh:

@@ -4,22 +4,20 @@
         [rule flags, see --help] [Beam flags, e.g. --runner DataflowRunner ...]
 
 Flags this command does not know go to Beam's PipelineOptions (local default:
-the FnApiRunner). After the run it prints the split sizes and the excluded rows
-per reason, read back from OUT/stats/selection.json.
+the FnApiRunner). The outputs are staged and published by ``vocab.launch``. After
+the run it prints the split sizes and the excluded rows per reason, read back
+from OUT/stats/selection.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Optional, Sequence
 
-import apache_beam as beam
-
-from yt8m.pipeline.runner import pipeline_options
+from yt8m import fs
 from yt8m.vocab import outputs
 from yt8m.vocab.config import VocabConfig
-from yt8m.vocab.select import SelectVideos
+from yt8m.vocab.launch import run_selection
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,21 +50,13 @@ def parse(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, VocabConfi
 def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     """Build and run the selection pipeline; returns the PipelineResult (finished)."""
     ns, config, beam_args = parse(argv)
-    p = test_pipeline if test_pipeline is not None else beam.Pipeline(
-        options=pipeline_options(beam_args))
-    _ = p | "SelectVideos" >> SelectVideos(ns.videos, ns.entities, ns.ratings, config,
-                                           output_dir=ns.output_dir)
-    result = p.run()
-    result.wait_until_finish()
-    return result
+    return run_selection(ns.videos, ns.entities, ns.ratings, config, ns.output_dir,
+                         beam_args, test_pipeline=test_pipeline)
 
 
 def summary(output_dir: str) -> str:
     """Split sizes and exclusions per reason, from OUT/stats/selection.json."""
-    from apache_beam.io.filesystems import FileSystems
-    path = outputs.join(output_dir, outputs.STATS_DIR, outputs.SELECTION_JSON)
-    with FileSystems.open(path) as fh:
-        acc = json.loads(fh.read().decode("utf-8"))
+    acc = fs.read_json(fs.join(output_dir, outputs.STATS_DIR, outputs.SELECTION_JSON))
     rows, ents = acc["rows"], acc["entities"]
     lines = [f"rows: {rows['total']:,}  selected: {rows['selected']:,}  "
              f"excluded: {rows['excluded']:,}",

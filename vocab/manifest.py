@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
+from apache_beam.io.filesystems import FileSystems
+
 MANIFEST_COLUMNS = ("video_id", "uri", "views", "duration_s", "entities")
 
 
@@ -94,7 +96,6 @@ def row_from_mapping(rec: dict, line: int, require_metadata: bool = True) -> Man
 
 
 def _open_text(path: str) -> io.TextIOBase:
-    from apache_beam.io.filesystems import FileSystems
     raw = FileSystems.open(path)
     # Bad bytes must not crash the reader: decode with surrogateescape and
     # flag the rows that carry them.
@@ -127,7 +128,6 @@ def iter_manifest(path: str, require_metadata: bool = True,
     problems with the file as a whole (missing, no header, no video_id
     column); problems with a row come back as rows with ``error`` set.
     """
-    from apache_beam.io.filesystems import FileSystems
     if not FileSystems.exists(path):
         raise FileNotFoundError(f"manifest {path!r} does not exist: pass --videos with the "
                                 f"path of a CSV or JSONL manifest ({', '.join(MANIFEST_COLUMNS)})")

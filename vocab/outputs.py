@@ -1,17 +1,13 @@
-"""Output file names, CSV row formatting and atomic small-file writes.
+"""Output file names and CSV row formatting of the selection's files.
 
-Large per-video files (splits, excluded rows, test labels) are written with
-``beam.io.WriteToText``, which stages shards in a temporary folder and renames
-them at the end. Small files (vocabulary, excluded entities, statistics) are
-written by ``write_atomic``: a temporary name next to the target, then
-``FileSystems.rename``, so that a reader never sees half a file.
+The files themselves are written by ``vocab.write`` (per-video files with
+``beam.io.WriteToText``, small ones with ``yt8m.fs.atomic_write``) into a
+staging folder that the launcher publishes.
 """
 from __future__ import annotations
 
 import csv
 import io
-import os
-import uuid
 from typing import Iterable, Sequence
 
 VOCABULARY_COLUMNS = ("Index", "TrainVideoCount", "KnowledgeGraphId", "Name", "WikiUrl",
@@ -32,21 +28,6 @@ SELECTION_JSON = "selection.json"
 STATISTICS_JSON = "statistics.json"
 
 
-def join(*parts: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-    return FileSystems.join(*parts)
-
-
-def is_local(path: str) -> bool:
-    return "://" not in path
-
-
-def ensure_dir(path: str) -> None:
-    """Create a local folder (object stores have no folders to create)."""
-    if is_local(path):
-        os.makedirs(path, exist_ok=True)
-
-
 def csv_line(values: Sequence) -> str:
     """One CSV record without its line terminator (quotes commas, quotes, newlines)."""
     buf = io.StringIO()
@@ -62,17 +43,3 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
 
 def labels_field(labels: Iterable[int]) -> str:
     return ";".join(str(i) for i in labels)
-
-
-def write_atomic(path: str, data: bytes | str) -> str:
-    """Write ``data`` to ``path`` through a temporary name and a rename; returns path."""
-    from apache_beam.io.filesystems import FileSystems
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    parent, name = FileSystems.split(path)
-    ensure_dir(parent)
-    tmp = FileSystems.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
-    with FileSystems.create(tmp) as fh:
-        fh.write(data)
-    FileSystems.rename([tmp], [path])
-    return path

@@ -4,16 +4,19 @@ Applied to the pipeline root, it reads the manifest, the entity catalog and the
 optional ratings, applies rules 1-7 (``vocab.rules``) and returns a
 ``SelectionResult`` of PCollections:
 
-- ``selected``: ``{"video_id", "uri", "split", "labels", "duration_s", "line"}``
-  (``labels``: sorted vocabulary Index values; test videos carry them too,
-  because the pipeline writes ``private/test_labels.csv`` from them);
-- ``excluded``: ``{"video_id", "line", "reason", "detail"}``, one per manifest
-  row not selected (``video_id`` None when the row has none);
+- ``selected``: ``yt8m.records.Video`` (``video_id``, ``uri``, ``split``,
+  ``labels``: sorted vocabulary Index values, ``duration_s``, ``line``; test
+  videos carry their labels too, because the selection writes
+  ``private/test_labels.csv`` from them);
+- ``excluded``: ``yt8m.records.ExcludedRow`` (``video_id``, ``line``,
+  ``reason``, ``detail``), one per manifest row not selected (``video_id``
+  None when the row has none);
 - ``excluded_entities``: ``{"kg_id", "reason", "detail"}``;
 - ``vocabulary``: one dict per vocabulary row (the CSV columns plus ``VideoCount``);
 - ``accounting`` / ``statistics``: one dict each (``stats/*.json``).
 
-With ``output_dir`` it also applies ``WriteVocabOutputs``.
+With ``output_dir`` it also applies ``WriteVocabOutputs`` (the jobs pass their
+staging folder; ``pipeline.launch`` and ``vocab.launch`` publish it).
 
 Scale: nothing holds the manifest in one place. Duplicates are found by a
 GroupByKey on video_id, per-entity counts are CombinePerKey sums, the kept
@@ -27,42 +30,31 @@ a sequential read); every later step is parallel.
 from __future__ import annotations
 
 import heapq
+from fractions import Fraction
 from typing import Any, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsList, AsSingleton
 
+from yt8m import counters, fs
+from yt8m.records import ExcludedRow, Video
 from yt8m.vocab import catalog as catalog_io
 from yt8m.vocab import rules, stats
 from yt8m.vocab.config import SPLIT_NAMES, VocabConfig
 from yt8m.vocab.manifest import MANIFEST_COLUMNS, iter_manifest
+from yt8m.vocab.write import WriteVocabOutputs
 
-NAMESPACE = "yt8m"
 _HIST_BITS = 16                      # 65,536 buckets of the 64-bit sample hash
 _UNKNOWN_TOP = 20                    # most frequent unknown kg_ids kept in the stats
 
-
-class _Counters:
-    """Beam counters by name, created once per worker (one object per reason)."""
-
-    def __init__(self):
-        self._c = {}
-
-    def inc(self, name: str, n: int = 1) -> None:
-        c = self._c.get(name)
-        if c is None:
-            c = self._c[name] = Metrics.counter(NAMESPACE, name)
-        c.inc(n)
+# One Beam counter object per name and worker.
+_COUNTERS = counters.Counters()
 
 
-_COUNTERS = _Counters()
-
-
-def _excluded(video_id, line, reason, detail) -> dict:
-    _COUNTERS.inc(f"vocab_excluded_{reason}")
-    return {"video_id": video_id, "line": line, "reason": reason, "detail": detail}
+def _excluded(video_id, line, reason, detail) -> ExcludedRow:
+    _COUNTERS.inc(counters.vocab_excluded(reason))
+    return ExcludedRow(video_id, line, reason, detail)
 
 
 # -- manifest --------------------------------------------------------------------------
@@ -83,7 +75,7 @@ class _ReadManifest(beam.DoFn):
             else:
                 yield r.video_id, (r.line, r.video_id, r.uri, r.views, r.duration_s,
                                    tuple(r.entities), r.error)
-        _COUNTERS.inc("vocab_rows", rows)
+        _COUNTERS.inc(counters.VOCAB_ROWS, rows)
 
 
 class _ApplyVideoRules(beam.DoFn):
@@ -149,7 +141,6 @@ class MeanRatingFn(beam.CombineFn):
         return total, n
 
     def extract_output(self, acc):
-        from fractions import Fraction
         return Fraction(acc[0]) / acc[1] if acc[1] else None
 
 
@@ -168,14 +159,14 @@ class _ApplyEntityRules(beam.DoFn):
         means = list(groups.get("mean", ()))
         if not entities:
             # Rated but not in the catalog: nothing to keep; counted for the stats.
-            _COUNTERS.inc("vocab_ratings_for_unknown_entities")
+            _COUNTERS.inc(counters.VOCAB_RATINGS_FOR_UNKNOWN_ENTITIES)
             return
         entity = entities[0]
         mean = means[0] if means else None
         found = rules.entity_reason(entity.types, mean, self.has_ratings, self.config)
         yield beam.pvalue.TaggedOutput(self.STATUS, (kg, found is None))
         if found is not None:
-            _COUNTERS.inc(f"vocab_entities_excluded_{found[0]}")
+            _COUNTERS.inc(counters.vocab_entities_excluded(found[0]))
             yield beam.pvalue.TaggedOutput(self.EXCLUDED,
                                            {"kg_id": kg, "reason": found[0], "detail": found[1]})
             return
@@ -200,7 +191,7 @@ class _FilterRareEntities(beam.DoFn):
         if infos:
             count = sum(groups["count"])
             if count < self.min_videos:
-                _COUNTERS.inc("vocab_entities_excluded_too_few_videos")
+                _COUNTERS.inc(counters.vocab_entities_excluded("too_few_videos"))
                 yield beam.pvalue.TaggedOutput(self.EXCLUDED, {
                     "kg_id": kg, "reason": "too_few_videos",
                     "detail": f"{count} sampled videos < {self.min_videos}"})
@@ -311,7 +302,7 @@ class _AssignSplit(beam.DoFn):
                 f"all of {len(kgs)} labels have < {self.config.min_videos_per_entity} videos"))
             return
         split = rules.split_of(video_id, self.config)
-        _COUNTERS.inc(f"vocab_selected_{split}")
+        _COUNTERS.inc(counters.vocab_selected(split))
         if split == SPLIT_NAMES[0]:
             verticals = set()
             for kg in kept:
@@ -319,9 +310,8 @@ class _AssignSplit(beam.DoFn):
                 verticals.update(index[kg][1])
             for v in verticals:
                 yield beam.pvalue.TaggedOutput(self.TRAIN_VERTICAL, (v, 1))
-        yield {"video_id": video_id, "uri": uri, "split": split,
-               "labels": sorted(index[kg][0] for kg in kept), "duration_s": duration,
-               "line": line}
+        yield Video(video_id, uri, split=split, labels=tuple(sorted(index[kg][0] for kg in kept)),
+                    duration_s=duration, line=line)
 
 
 class UnknownEntitiesFn(beam.CombineFn):
@@ -404,8 +394,7 @@ class SelectVideos(beam.PTransform):
 
     def _check_inputs(self):
         """Fail before the job starts if an input file or a required column is missing."""
-        from apache_beam.io.filesystems import FileSystems
-        if not FileSystems.exists(self.videos_path):
+        if not fs.exists(self.videos_path):
             raise FileNotFoundError(
                 f"manifest {self.videos_path!r} does not exist: pass --videos with a CSV or "
                 f"JSONL manifest ({','.join(MANIFEST_COLUMNS)})")
@@ -512,11 +501,11 @@ class SelectVideos(beam.PTransform):
                              | "AllExcludedEntities" >> beam.Flatten())
 
         # Accounting and statistics (small aggregates, one dict each).
-        excluded_counts = _count_by(excluded, "ExcludedByReason", lambda e: e["reason"])
+        excluded_counts = _count_by(excluded, "ExcludedByReason", lambda e: e.reason)
         # One count per (split, number of labels) gives both split sizes and the
         # labels-per-video histogram in one pass over the selected videos.
         split_labels = AsList(_count_by(selected, "SelectedBySplitAndLabels",
-                                        lambda s: (s["split"], len(s["labels"]))))
+                                        lambda s: (s.split, len(s.labels))))
         entity_counts = _count_by(excluded_entities, "ExcludedEntitiesByReason",
                                   lambda e: e["reason"])
         catalog_size = entities | "CountCatalog" >> beam.combiners.Count.Globally()
@@ -544,6 +533,5 @@ class SelectVideos(beam.PTransform):
         result = SelectionResult(selected, excluded, excluded_entities, vocabulary,
                                  accounting, statistics)
         if self.output_dir is not None:
-            from yt8m.vocab.write import WriteVocabOutputs
             _ = result | "WriteVocabOutputs" >> WriteVocabOutputs(self.output_dir)
         return result

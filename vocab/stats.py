@@ -136,6 +136,8 @@ def figure6(stats: dict):
 
 def plot_all(stats: dict) -> dict[str, bytes]:
     """PNG bytes by file name: figure5, figure6, table2 and specificity."""
+    # matplotlib only when plotting (it costs a second to import), with the
+    # Agg backend chosen before pyplot loads: files only, never a display.
     import matplotlib
     matplotlib.use("Agg")  # files only; never a display
     import matplotlib.pyplot as plt

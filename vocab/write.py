@@ -1,15 +1,19 @@
 """``WriteVocabOutputs``: the files of a selection, each appearing atomically.
 
-OUT/vocabulary.csv, OUT/splits.csv, OUT/excluded.csv, OUT/excluded_entities.csv,
-OUT/private/test_labels.csv and OUT/stats/ (selection.json, statistics.json,
-PNG plots). Per-video files go through ``WriteToText`` (one shard, staged in a
-temporary folder and renamed); the small ones through ``outputs.write_atomic``.
-Test labels are written to ``private/`` only: splits.csv leaves them empty.
+DIR/vocabulary.csv, DIR/splits.csv, DIR/excluded.csv, DIR/excluded_entities.csv,
+DIR/private/test_labels.csv and DIR/stats/ (selection.json, statistics.json,
+PNG plots), where DIR is the job's staging folder: the launcher moves them into
+OUT once the whole pipeline has succeeded. Per-video files go through
+``WriteToText`` (one shard, staged in a temporary folder and renamed); the
+small ones through ``yt8m.fs.atomic_write``. Test labels are written to
+``private/`` only: splits.csv leaves them empty.
 """
 from __future__ import annotations
 
 import apache_beam as beam
 
+from yt8m import fs
+from yt8m.records import ExcludedRow, Video
 from yt8m.vocab import outputs as o
 from yt8m.vocab import stats
 from yt8m.vocab.config import SPLIT_NAMES
@@ -18,36 +22,38 @@ _TEST = SPLIT_NAMES[2]
 _LINES_PER_BLOCK = 2000
 
 
-def _splits_line(s: dict) -> str:
-    labels = "" if s["split"] == _TEST else o.labels_field(s["labels"])
-    return o.csv_line((s["video_id"], s["split"], labels))
+def _splits_line(s: Video) -> str:
+    labels = "" if s.split == _TEST else o.labels_field(s.labels)
+    return o.csv_line((s.video_id, s.split, labels))
 
 
-def _excluded_line(e: dict) -> str:
-    return o.csv_line((e["video_id"] or "", e["reason"], e["line"], e["detail"]))
+def _excluded_line(e: ExcludedRow) -> str:
+    return o.csv_line((e.video_id or "", e.reason, e.line, e.detail))
 
 
-def _test_labels_line(s: dict) -> str:
-    return o.csv_line((s["video_id"], o.labels_field(s["labels"])))
+def _test_labels_line(s: Video) -> str:
+    return o.csv_line((s.video_id, o.labels_field(s.labels)))
 
 
 def _write_vocabulary(rows: list, path: str) -> str:
+    # The vocabulary is small (one row per kept entity): gathered, sorted, written once.
     rows = sorted(rows, key=lambda r: r["Index"])
-    return o.write_atomic(path, o.csv_text(o.VOCABULARY_COLUMNS,
-                                           ([r[c] for c in o.VOCABULARY_COLUMNS] for r in rows)))
+    return fs.atomic_write(path, o.csv_text(o.VOCABULARY_COLUMNS,
+                                            ([r[c] for c in o.VOCABULARY_COLUMNS] for r in rows)))
 
 
 def _write_excluded_entities(rows: list, path: str) -> str:
+    # At most one row per catalog entity.
     rows = sorted(rows, key=lambda r: r["kg_id"])
-    return o.write_atomic(path, o.csv_text(o.EXCLUDED_ENTITIES_COLUMNS,
-                                           ([r[c] for c in o.EXCLUDED_ENTITIES_COLUMNS]
-                                            for r in rows)))
+    return fs.atomic_write(path, o.csv_text(o.EXCLUDED_ENTITIES_COLUMNS,
+                                            ([r[c] for c in o.EXCLUDED_ENTITIES_COLUMNS]
+                                             for r in rows)))
 
 
 def _write_statistics(statistics: dict, stats_dir: str) -> list[str]:
-    written = [o.write_atomic(o.join(stats_dir, o.STATISTICS_JSON), stats.to_json(statistics))]
+    written = [fs.atomic_write(fs.join(stats_dir, o.STATISTICS_JSON), stats.to_json(statistics))]
     for name, png in stats.plot_all(statistics).items():
-        written.append(o.write_atomic(o.join(stats_dir, name), png))
+        written.append(fs.atomic_write(fs.join(stats_dir, name), png))
     return written
 
 
@@ -73,27 +79,30 @@ class WriteVocabOutputs(beam.PTransform):
 
     def expand(self, result):
         out = self.output_dir
+        # WriteToText renames its shard into these folders: they must exist
+        # (a no-op on object stores, which have no folders).
         for sub in ("", o.PRIVATE_DIR, o.STATS_DIR):
-            o.ensure_dir(o.join(out, sub) if sub else out)
-        stats_dir = o.join(out, o.STATS_DIR)
+            fs.mkdirs(fs.join(out, sub) if sub else out)
+        stats_dir = fs.join(out, o.STATS_DIR)
 
         self._text(result.selected | "SplitsLines" >> beam.Map(_splits_line),
-                   "Splits", o.join(out, o.SPLITS_CSV), o.SPLITS_COLUMNS)
+                   "Splits", fs.join(out, o.SPLITS_CSV), o.SPLITS_COLUMNS)
         self._text(result.selected
-                   | "TestOnly" >> beam.Filter(lambda s: s["split"] == _TEST)
+                   | "TestOnly" >> beam.Filter(lambda s: s.split == _TEST)
                    | "TestLabelsLines" >> beam.Map(_test_labels_line),
-                   "TestLabels", o.join(out, o.PRIVATE_DIR, o.TEST_LABELS_CSV), o.TEST_LABELS_COLUMNS)
+                   "TestLabels", fs.join(out, o.PRIVATE_DIR, o.TEST_LABELS_CSV), o.TEST_LABELS_COLUMNS)
         self._text(result.excluded | "ExcludedLines" >> beam.Map(_excluded_line),
-                   "Excluded", o.join(out, o.EXCLUDED_CSV), o.EXCLUDED_COLUMNS)
+                   "Excluded", fs.join(out, o.EXCLUDED_CSV), o.EXCLUDED_COLUMNS)
         _ = (result.vocabulary
              | "GatherVocabulary" >> beam.combiners.ToList()
-             | "WriteVocabulary" >> beam.Map(_write_vocabulary, o.join(out, o.VOCABULARY_CSV)))
+             | "WriteVocabulary" >> beam.Map(_write_vocabulary, fs.join(out, o.VOCABULARY_CSV)))
         _ = (result.excluded_entities
              | "GatherExcludedEntities" >> beam.combiners.ToList()
              | "WriteExcludedEntities" >> beam.Map(_write_excluded_entities,
-                                                   o.join(out, o.EXCLUDED_ENTITIES_CSV)))
+                                                   fs.join(out, o.EXCLUDED_ENTITIES_CSV)))
         _ = (result.accounting
              | "WriteSelectionJson" >> beam.Map(
-                 lambda a: o.write_atomic(o.join(stats_dir, o.SELECTION_JSON), stats.to_json(a))))
+                 lambda a: fs.atomic_write(fs.join(stats_dir, o.SELECTION_JSON),
+                                           stats.to_json(a))))
         written = result.statistics | "WriteStatistics" >> beam.Map(_write_statistics, stats_dir)
         return written

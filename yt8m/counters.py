@@ -10,7 +10,14 @@ at the call sites, so the writer and the reader cannot disagree.
 """
 from __future__ import annotations
 
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+
 NAMESPACE = "yt8m"
+# Beam's own RunInference metrics (batch sizes, inference latency) for the
+# feature network, kept apart from the project's counters.
+INFERENCE_NAMESPACE = "yt8m_inference"
+AUDIO_INFERENCE_NAMESPACE = "yt8m_audio_inference"
 
 # vocab: selection
 VOCAB_ROWS = "vocab_rows"
@@ -37,6 +44,7 @@ VIDEOS_WITH_DECODE_WARNINGS = "videos_with_decode_warnings"
 # compression and writing
 PCA_FIT_FRAMES = "pca_fit_frames"
 FRAMES_WRITTEN = "frames_written"
+VIDEOS_WRITTEN = "videos_written"
 VIDEOS_FAILED = "videos_failed"
 
 
@@ -57,6 +65,11 @@ def videos_written(split: str) -> str:
     return f"videos_written_{split}"
 
 
+def failed_at(stage: str) -> str:
+    """Videos that failed at ``stage`` (``failed_decode``, ``failed_model``, ...)."""
+    return f"failed_{stage}"
+
+
 def failed(stage: str, kind: str) -> str:
     """Videos that failed at ``stage`` with ``kind`` (a ``records.FailureRecord``'s)."""
     return f"failed_{stage}_{kind}"
@@ -68,7 +81,6 @@ def decode_warning(kind: str) -> str:
 
 
 def counter(name: str):
-    from apache_beam.metrics import Metrics
     return Metrics.counter(NAMESPACE, name)
 
 
@@ -91,7 +103,6 @@ def read(result) -> dict:
     Committed values where the runner reports them, else attempted ones; {}
     for runners that report no metrics.
     """
-    from apache_beam.metrics.metric import MetricsFilter
     try:
         res = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
     except Exception:  # noqa: BLE001 - some runners report no metrics

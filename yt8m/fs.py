@@ -13,11 +13,17 @@ entries, artifacts, dataset_info.json, the trainer's run folder):
   delete and a rename would leave no file at all. Only where a filesystem
   refuses to rename onto an existing file is the old one deleted and the
   rename retried.
+* ``open_atomic(path)`` is the same for a writer that streams (a file too
+  large to hold in memory): a handle on the temporary file, renamed onto
+  ``path`` when the block ends without an exception.
 * ``stage_local(path)`` gives a writer that needs a local file name (Keras'
   ``model.save``, TensorBoard's event writer) a local temporary folder whose
   files are uploaded with ``atomic_write`` when the block ends without error.
 
-Reading: ``read_bytes``, ``read_text``, ``exists``, ``match``.
+Moving: ``replace(src, dst)`` (one rename that replaces ``dst``) and
+``move(srcs, dsts)`` (several, in order: publishing a staged dataset).
+
+Reading: ``read_bytes``, ``read_text``, ``read_json``, ``exists``, ``match``.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import tempfile
 import uuid
 from typing import Iterator, Optional
 
+import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -109,16 +116,36 @@ def atomic_write(path: str, data: bytes | str, tmp_dir: Optional[str] = None) ->
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
+    with open_atomic(path, tmp_dir) as fh:
+        fh.write(data)
+    return path
+
+
+def _tmp_name(path: str, tmp_dir: Optional[str]) -> str:
     folder = parent(path)
     mkdirs(folder)
-    tmp_folder = tmp_dir or folder
     if tmp_dir:
         mkdirs(tmp_dir)
-    tmp = join(tmp_folder, f".{basename(path)}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
-    with FileSystems.create(tmp, compression_type=RAW) as fh:
-        fh.write(data)
+    return join(tmp_dir or folder, f".{basename(path)}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+
+
+@contextlib.contextmanager
+def open_atomic(path: str, tmp_dir: Optional[str] = None) -> Iterator:
+    """A binary handle whose content appears at ``path`` (renamed) when the block succeeds.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = _tmp_name(path, tmp_dir)
+    try:
+        with FileSystems.create(tmp, compression_type=RAW) as fh:
+            yield fh
+    except BaseException:
+        try:
+            delete(tmp)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
     replace(tmp, path)
-    return path
 
 
 def replace(src: str, dst: str) -> None:
@@ -143,7 +170,6 @@ def write_json(path: str, obj, tmp_dir: Optional[str] = None) -> str:
 
 
 def _json_default(o):
-    import numpy as np
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -153,9 +179,29 @@ def _json_default(o):
     return str(o)
 
 
-def copy_file(src: str, dst: str) -> str:
-    """Copy ``src`` to ``dst`` (any schemes), atomically at the destination."""
-    return atomic_write(dst, read_bytes(src))
+def move(srcs: list, dsts: list) -> None:
+    """``replace`` each ``srcs[i]`` onto ``dsts[i]``, in order (making the folders needed)."""
+    if len(srcs) != len(dsts):
+        raise ValueError(f"move needs as many destinations as sources, got {len(srcs)} "
+                         f"sources and {len(dsts)} destinations")
+    for src, dst in zip(srcs, dsts):
+        mkdirs(parent(dst))
+        replace(src, dst)
+
+
+COPY_CHUNK = 8 << 20
+
+
+def copy_file(src: str, dst: str, tmp_dir: Optional[str] = None) -> str:
+    """Copy ``src`` to ``dst`` (any schemes), atomically at the destination.
+
+    Streamed in chunks: a manifest of millions of rows is never held in memory.
+    """
+    if not FileSystems.exists(src):
+        raise FileNotFoundError(f"{src}: no such file; check the path (local or gs://)")
+    with FileSystems.open(src, compression_type=RAW) as fin, open_atomic(dst, tmp_dir) as fout:
+        shutil.copyfileobj(fin, fout, COPY_CHUNK)
+    return dst
 
 
 def upload_tree(local_dir: str, dst_dir: str) -> list[str]:

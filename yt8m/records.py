@@ -18,6 +18,8 @@ forms written to failures.jsonl, the cache's metadata and dataset_info.json.
 * ``Video``: a selected video (id, uri, split, label indices, ...).
 * ``VideoFeatures``: a video with its raw frame features, sample times and
   decode warnings (and, for videos with sound, its audio features).
+* ``WrittenVideo``: what the writer needs to count of an encoded video (its
+  split, frames and decode warnings), without the features.
 * ``ExcludedRow``: a manifest row the selection rules left out, and why.
 """
 from __future__ import annotations
@@ -104,6 +106,7 @@ class FailureRecord:
                    kind=d.get("kind") or "unknown", error=str(d.get("error", "")))
 
     def sort_key(self) -> tuple:
+        """The order of failures.jsonl: by video id, then stage and kind."""
         return (str(self.video_id), self.stage, self.kind)
 
 
@@ -177,6 +180,16 @@ class VideoFeatures:
 
     def replace(self, **changes) -> "VideoFeatures":
         return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenVideo:
+    """An encoded video as the counts see it: ``split`` (None outside a build), frames, warnings."""
+
+    video_id: str
+    split: Optional[str]
+    frames: int
+    decode_warnings: tuple = ()
 
 
 def warnings_from(values: Sequence[Any]) -> tuple:

@@ -113,7 +113,6 @@ def _check_compressed(out, raw_run, pca, quant):
 
 
 def test_artifacts_from_a_build_write_the_compressed_layout(raw_run, manifest, tmp_path):
-    pytest.importorskip("yt8m.compression.codec")
     pca, quant = _pca_and_quantizer()
     art = tmp_path / "artifacts"
     art.mkdir()
@@ -129,7 +128,6 @@ def test_artifacts_from_a_build_write_the_compressed_layout(raw_run, manifest, t
 
 
 def test_released_pca_files_need_the_uniform_quantizer(raw_run, manifest, tmp_path, capsys):
-    pytest.importorskip("yt8m.compression.codec")
     pca, quant = _pca_and_quantizer()
     rel = tmp_path / "yt8m_pca"
     rel.mkdir()

@@ -11,15 +11,16 @@ from yt8m.extractor.decode import sample_frames
 from yt8m.extractor.handler import InceptionModelHandler
 from yt8m.extractor.transforms import (AssembleVideoFn, BatchFailure, DecodeVideoFn, ExtractFeatures,
                                   ExtractResult, FrameKey, VideoMeta)
+from yt8m.records import FailureRecord, Video, VideoFeatures
 
 ATOL = 1e-4
 
 
 def _videos(v):
-    return [{"video_id": "a", "uri": v["a"], "labels": [3, 1], "split": "train"},
-            {"video_id": "b", "uri": v["b"]},
-            {"video_id": "bad", "uri": v["bad"]},
-            {"video_id": "gone", "uri": v["missing"]}]
+    return [Video("a", v["a"], labels=(3, 1), split="train"),
+            Video("b", v["b"]),
+            Video("bad", v["bad"]),
+            Video("gone", v["missing"])]
 
 
 def test_extract_features_good_and_broken_videos(extract_videos, random_model):
@@ -31,25 +32,27 @@ def test_extract_features_good_and_broken_videos(extract_videos, random_model):
     assert [len(expected[k][1]) for k in ("a", "b")] == [3, 2]
 
     def check_features(items):
-        got = dict(items)
+        assert all(isinstance(x, VideoFeatures) for x in items)
+        got = {x.video_id: x for x in items}
         assert sorted(got) == ["a", "b"]
         for vid, (feats, times) in expected.items():
             out = got[vid]
-            assert out["features"].dtype == np.float32 and out["features"].shape == (
+            assert out.features.dtype == np.float32 and out.features.shape == (
                 len(times), 2048)
-            np.testing.assert_allclose(out["features"], feats, atol=ATOL)
-            np.testing.assert_array_equal(out["frame_times"], times)
-            assert out["frame_times"].dtype == np.float64
-            assert out["uri"] == v[vid] and out["video_id"] == vid
-        # Other fields pass through untouched.
-        assert got["a"]["labels"] == [3, 1] and got["a"]["split"] == "train"
+            np.testing.assert_allclose(out.features, feats, atol=ATOL)
+            np.testing.assert_array_equal(out.frame_times, times)
+            assert out.frame_times.dtype == np.float64
+            assert out.video.uri == v[vid] and out.video_id == vid
+        # The video travels with its features untouched.
+        assert got["a"].video.labels == (3, 1) and got["a"].video.split == "train"
 
     def check_failures(records):
-        by_id = {r["video_id"]: r for r in records}
+        assert all(isinstance(r, FailureRecord) for r in records)
+        by_id = {r.video_id: r for r in records}
         assert sorted(by_id) == ["bad", "gone"]
-        assert all(r["stage"] == "decode" for r in records)
-        assert by_id["gone"]["kind"] == "missing" and v["missing"] in by_id["gone"]["error"]
-        assert by_id["bad"]["kind"] == "not_video" and by_id["bad"]["uri"] == v["bad"]
+        assert all(r.stage == "decode" for r in records)
+        assert by_id["gone"].kind == "missing" and v["missing"] in by_id["gone"].error
+        assert by_id["bad"].kind == "not_video" and by_id["bad"].uri == v["bad"]
 
     p = TestPipeline(runner="FnApiRunner")
     res = p | beam.Create(_videos(v)) | ExtractFeatures("random", batch_size=4)
@@ -78,16 +81,15 @@ def test_failed_inference_becomes_model_failures_for_its_videos(extract_videos, 
     from yt8m.extractor.synth import write_video
     dark = write_video(tmp_path / "dark.mp4", lambda i, t, h, w: np.full((h, w, 3), 5, np.uint8),
                        width=32, height=32, fps=5, duration_s=2.0)
-    videos = [{"video_id": "a", "uri": extract_videos["a"]},
-              {"video_id": "dark", "uri": str(dark.path)}]
+    videos = [Video("a", extract_videos["a"]), Video("dark", str(dark.path))]
     with TestPipeline(runner="FnApiRunner") as p:
         res = p | beam.Create(videos) | ExtractFeatures(
             model_handler=_FailOnDarkFrames("random", batch_size=1))
-        assert_that(res.features | beam.Map(lambda kv: (kv[0], kv[1]["features"].shape)),
+        assert_that(res.features | beam.Map(lambda vf: (vf.video_id, vf.features.shape)),
                     equal_to([("a", (3, 2048))]), label="CheckFeatures")
-        assert_that(res.failures | beam.Map(lambda r: (r["video_id"], r["stage"],
-                                                       "simulated accelerator fault" in r["error"])),
-                    equal_to([("dark", "model", True)]), label="CheckFailures")
+        assert_that(res.failures | beam.Map(lambda r: (r.video_id, r.stage, r.kind,
+                                                       "simulated accelerator fault" in r.error)),
+                    equal_to([("dark", "model", "inference", True)]), label="CheckFailures")
 
 
 class _LoggingHandler(InceptionModelHandler):
@@ -104,22 +106,21 @@ class _LoggingHandler(InceptionModelHandler):
         return out
 
 
-def _log_emission(kv, log_path):
+def _log_emission(vf, log_path):
     with open(log_path, "a") as f:
-        f.write(f"emit {kv[0]} {len(kv[1]['features'])}\n")
-    return kv
+        f.write(f"emit {vf.video_id} {vf.num_frames}\n")
+    return vf
 
 
 def test_videos_are_emitted_as_soon_as_their_last_frame_is_inferred(extract_videos, tmp_path):
     """No shuffle after inference: a video leaves before the bundle's last batch has run."""
     log_path = tmp_path / "events.log"
-    videos = [{"video_id": "a", "uri": extract_videos["a"]},
-              {"video_id": "b", "uri": extract_videos["b"]}]
+    videos = [Video("a", extract_videos["a"]), Video("b", extract_videos["b"])]
     with TestPipeline(runner="FnApiRunner") as p:
         res = p | beam.Create(videos) | ExtractFeatures(
             model_handler=_LoggingHandler(log_path, "random", batch_size=2))
         emitted = res.features | "LogEmission" >> beam.Map(_log_emission, str(log_path))
-        assert_that(emitted | beam.Map(lambda kv: (kv[0], kv[1]["features"].shape)),
+        assert_that(emitted | beam.Map(lambda vf: (vf.video_id, vf.features.shape)),
                     equal_to([("a", (3, 2048)), ("b", (2, 2048))]))
     events = [e.split() for e in log_path.read_text().splitlines()]
     calls = [i for i, e in enumerate(events) if e[0] == "call"]
@@ -136,10 +137,10 @@ def test_features_are_bitwise_equal_whatever_the_batch_neighbours(extract_videos
     """A resumed build batches a video differently; its features must not change by a bit."""
     def run(vids):
         with TestPipeline(runner="FnApiRunner") as p:
-            res = (p | beam.Create([{"video_id": k, "uri": extract_videos[k]} for k in vids])
+            res = (p | beam.Create([Video(k, extract_videos[k]) for k in vids])
                    | ExtractFeatures("random", batch_size=4))
             _ = res.features | beam.Map(
-                lambda kv: np.save(str(tmp_path / f"{len(vids)}_{kv[0]}.npy"), kv[1]["features"]))
+                lambda vf: np.save(str(tmp_path / f"{len(vids)}_{vf.video_id}.npy"), vf.features))
 
     run(["a", "b"])  # b0 shares a batch with a's frames, b1 is padded
     run(["b"])  # b alone: one batch, half padding
@@ -154,8 +155,8 @@ def test_assembler_orders_frames_and_reports_incomplete_videos():
 
     def meta(vid, n):
         return (VideoMeta(vid), {"num_frames": n, "frame_times": np.arange(n, dtype=np.float64),
-                                 "decode_warnings": [],
-                                 "video": {"video_id": vid, "uri": vid + ".mp4"}})
+                                 "decode_warnings": (),
+                                 "video": Video(vid, vid + ".mp4")})
 
     elements = [(FrameKey("v", 1, 2), vec(1)), meta("v", 2), (FrameKey("v", 0, 2), vec(0)),
                 meta("empty", 0),
@@ -166,12 +167,12 @@ def test_assembler_orders_frames_and_reports_incomplete_videos():
     with TestPipeline(runner="FnApiRunner") as p:
         out = (p | beam.Create([elements]) | beam.FlatMap(lambda xs: xs)
                | beam.ParDo(AssembleVideoFn()).with_outputs("failures", main="features"))
-        assert_that(out.features | beam.Map(lambda kv: (kv[0], kv[1]["features"][:, 0].tolist(),
-                                                        kv[1]["uri"])),
+        assert_that(out.features | beam.Map(lambda vf: (vf.video_id, vf.features[:, 0].tolist(),
+                                                        vf.video.uri)),
                     equal_to([("v", [0.0, 1.0], "v.mp4"), ("empty", [], "empty.mp4")]),
                     label="CheckFeatures")
-        assert_that(out.failures | beam.Map(lambda r: (r["video_id"], r["stage"],
-                                                       r["error"].split(" by the end")[0])),
+        assert_that(out.failures | beam.Map(lambda r: (r.video_id, r.stage,
+                                                       r.error.split(" by the end")[0])),
                     equal_to([("half", "model",
                                "video 'half': got features for 1 of 2 sampled frames"),
                               ("orphan", "model", "video 'orphan': got features for 1 of 3 "
@@ -194,7 +195,7 @@ def _run_decode_only(videos, frames=None, failures=None, meta=None, **kwargs):
                                            kv[1].shape)),
                     equal_to([(v, i, n, (299, 299, 3)) for v, i, n in frames or []]),
                     label="CheckFrames")
-        assert_that(dec.failures | beam.Map(lambda r: (r["video_id"], r["kind"])),
+        assert_that(dec.failures | beam.Map(lambda r: (r.video_id, r.kind)),
                     equal_to(failures or []), label="CheckFailures")
         assert_that(dec.frames | "Meta" >> beam.Filter(lambda kv: isinstance(kv[0], VideoMeta))
                     | beam.Map(lambda kv: (kv[0].video_id, kv[1]["num_frames"],
@@ -212,7 +213,7 @@ def test_decoder_outputs_inline_and_prefetching(extract_videos, prefetch):
 
 
 def test_decode_timeout_and_bad_records_become_failures(extract_videos):
-    videos = [{"video_id": "a", "uri": extract_videos["a"]}, {"video_id": "no_uri"}, "junk"]
+    videos = [Video("a", extract_videos["a"]), Video("no_uri", ""), "junk"]
     _run_decode_only(videos, timeout_s=1e-9,
                      failures=[("a", "timeout"), ("no_uri", "bad_argument"),
                                (None, "bad_argument")])
@@ -236,5 +237,5 @@ def test_bad_arguments_are_rejected(kwargs, needle):
 
 
 def test_applies_to_a_pcollection_only():
-    with pytest.raises(TypeError, match="PCollection of video dicts"):
-        ExtractFeatures("random").expand([{"video_id": "a", "uri": "a.mp4"}])
+    with pytest.raises(TypeError, match="PCollection of Video records"):
+        ExtractFeatures("random").expand([Video("a", "a.mp4")])

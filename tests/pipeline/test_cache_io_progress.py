@@ -12,6 +12,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from yt8m import fs
 from yt8m.pipeline import cache as cache_lib
 from yt8m.pipeline import io as pio
 from yt8m.pipeline import progress
@@ -100,33 +101,59 @@ def test_safe_id_hashes_unsafe_ids():
 def test_atomic_write_and_publish(tmp_path):
     staging, out = str(tmp_path / "stage"), str(tmp_path / "out")
     for name in ("train-00000-of-00002", "train-00001-of-00002", "test-00000-of-00001"):
-        pio.atomic_write(pio.join(staging, "frame", name + ".tfrecord"), b"abc")
-    pio.atomic_write(pio.join(staging, "failures.jsonl"), "")
+        fs.atomic_write(fs.join(staging, "frame", name + ".tfrecord"), b"abc")
+    fs.atomic_write(fs.join(staging, "failures.jsonl"), "")
     # A stale shard of an earlier build with more shards must disappear.
-    pio.atomic_write(pio.join(out, "frame", "train-00002-of-00003.tfrecord"), b"old")
+    fs.atomic_write(fs.join(out, "frame", "train-00002-of-00003.tfrecord"), b"old")
     sizes = pio.publish(staging, out, ["failures.jsonl"])
     assert sorted(os.listdir(tmp_path / "out" / "frame")) == [
         "test-00000-of-00001.tfrecord", "train-00000-of-00002.tfrecord",
         "train-00001-of-00002.tfrecord"]
-    assert sizes[("frame", "train")] == {"files": 2, "bytes": 6}
-    assert sizes[("video", "validate")] == {"files": 0, "bytes": 0}
+    assert sizes["frame/train"] == {"files": 2, "bytes": 6}
+    assert sizes["video/validate"] == {"files": 0, "bytes": 0}
     assert (tmp_path / "out" / "failures.jsonl").exists()
     with pytest.raises(FileNotFoundError, match="did not stage 'counts.json'"):
         pio.publish(staging, out, ["counts.json"])
 
 
-def test_write_single_file_is_sorted_and_written_when_empty(tmp_path):
+def test_atomic_write_replaces_without_deleting_first(tmp_path, monkeypatch):
+    path = str(tmp_path / "a" / "f.json")
+    fs.atomic_write(path, "old")
+    deleted = []
+    monkeypatch.setattr(fs.FileSystems, "delete", lambda paths: deleted.extend(paths))
+    fs.atomic_write(path, "new")
+    assert open(path).read() == "new" and deleted == []
+    # Nothing but the file itself is left beside it.
+    assert os.listdir(tmp_path / "a") == ["f.json"]
+
+
+def test_publish_tree_moves_every_staged_file(tmp_path):
+    staged, out = str(tmp_path / "stage"), str(tmp_path / "out")
+    for rel in ("vocabulary.csv", "stats/selection.json", "private/test_labels.csv"):
+        fs.atomic_write(fs.join(staged, rel), rel)
+    fs.atomic_write(fs.join(out, "vocabulary.csv"), "the previous selection's")
+    moved = pio.publish_tree(staged, out)
+    assert sorted(os.path.relpath(p, out) for p in moved) == [
+        "private/test_labels.csv", "stats/selection.json", "vocabulary.csv"]
+    assert (tmp_path / "out" / "vocabulary.csv").read_text() == "vocabulary.csv"
+    assert not [p for p in (tmp_path / "stage").rglob("*") if p.is_file()]
+
+
+def test_write_sorted_lines_is_sorted_and_written_when_empty(tmp_path):
     path = str(tmp_path / "f.jsonl")
     empty = str(tmp_path / "empty.jsonl")
+    ids = [f"v{i:03d}" for i in range(200)]
+    shuffled = list(np.random.default_rng(0).permutation(ids))
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        _ = (p | "Items" >> beam.Create([{"video_id": "b"}, {"video_id": "a"}])
-             | "W" >> pio.WriteSingleFile(path, pio.jsonl_render,
-                                          sort_key=lambda r: r["video_id"]))
-        written = (p | "None" >> beam.Create([]) | "W2" >> pio.WriteSingleFile(
-            empty, pio.jsonl_render))
+        _ = (p | "Items" >> beam.Create([(str(v), json.dumps({"video_id": str(v)}))
+                                         for v in shuffled] + [("w\u00e9", "\u00e9t\u00e9")])
+             | "W" >> pio.WriteSortedLines(path, str(tmp_path / "sort"), buckets=4))
+        written = (p | "None" >> beam.Create([]) | "W2" >> pio.WriteSortedLines(
+            empty, str(tmp_path / "sort2")))
         assert_that(written, equal_to([empty]))
-    lines = open(path).read().splitlines()
-    assert [json.loads(x)["video_id"] for x in lines] == ["a", "b"]
+    lines = open(path, encoding="utf-8").read().splitlines()
+    assert [json.loads(x)["video_id"] for x in lines[:-1]] == ids
+    assert lines[-1] == "\u00e9t\u00e9"              # UTF-8, not escaped
     assert open(empty).read() == ""
 
 

@@ -5,7 +5,7 @@
   ``HANG_LIMIT_S``), like a stalled mount or storage client. It records how
   many reads are blocked and how many returned, so a test can tell that a
   timeout fired *while* the read was still blocked.
-- ``fail_once_after_cache_store(marker)``: makes ``pipeline.build.StoreCacheFn``
+- ``fail_once_after_cache_store(marker)``: makes ``pipeline.features.StoreCacheFn``
   raise once, after it has written its cache entry (the side effect) and before
   its outputs are committed: a worker that dies at the worst moment.
 - ``pause_in_publish(marker)``: makes ``pipeline.io.publish`` stop for ever
@@ -90,29 +90,30 @@ def fail_once_after_cache_store(marker: str):
     ``marker`` (a file) records that the failure happened, so that only the
     first attempt fails, in this process or a later one. Returns an ``undo()``.
     """
-    from yt8m.pipeline import build
-    original = build.StoreCacheFn.process
+    from yt8m.pipeline import features
+    original = features.StoreCacheFn.process
 
-    def process(self, kv):
-        outputs = list(original(self, kv))  # the cache entry is written here
+    def process(self, vf):
+        outputs = list(original(self, vf))  # the cache entry is written here
         if not os.path.exists(marker):
             with open(marker, "w", encoding="utf-8") as fh:
-                fh.write(f"failed after storing {kv[0]}\n")
-            raise InjectedWorkerFailure(f"injected worker failure after caching {kv[0]}")
+                fh.write(f"failed after storing {vf.video_id}\n")
+            raise InjectedWorkerFailure(f"injected worker failure after caching {vf.video_id}")
         yield from outputs
 
-    build.StoreCacheFn.process = process
+    features.StoreCacheFn.process = process
 
     def undo():
-        build.StoreCacheFn.process = original
+        features.StoreCacheFn.process = original
     return undo
 
 
 def pause_in_publish(marker: str) -> None:
     """After publish's first rename into OUT, touch ``marker`` and sleep until killed."""
+    from yt8m import fs
     from yt8m.pipeline import io as pio
     original_publish = pio.publish
-    real_fs = pio.FileSystems
+    real_fs = fs.FileSystems
 
     class _PausingFileSystems:
         def __getattr__(self, name):
@@ -127,11 +128,12 @@ def pause_in_publish(marker: str) -> None:
                 time.sleep(1)
 
     def publish(*args, **kwargs):
-        pio.FileSystems = _PausingFileSystems()
+        # Every rename of the publishing goes through yt8m.fs.
+        fs.FileSystems = _PausingFileSystems()
         try:
             return original_publish(*args, **kwargs)
         finally:
-            pio.FileSystems = real_fs
+            fs.FileSystems = real_fs
 
     pio.publish = publish
 

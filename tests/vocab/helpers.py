@@ -32,7 +32,7 @@ def run_select(tmp, videos, entities, ratings, config) -> dict:
     with beam.Pipeline(options=pipeline_options([])) as p:
         result = p | "Select" >> SelectVideos(videos, entities, ratings, config, out)
         _ = (result.selected
-             | "ToJson" >> beam.Map(json.dumps, sort_keys=True)
+             | "ToJson" >> beam.Map(lambda video: json.dumps(video.to_dict(), sort_keys=True))
              | "WriteSelected" >> beam.io.WriteToText(selected_path, shard_name_template=""))
     return read_outputs(out, selected_path)
 
