@@ -157,13 +157,18 @@ class ExactSum:
     # ---- reading ------------------------------------------------------------------
     def normalize(self) -> "ExactSum":
         """Carries so that digits 0..parts-2 lie in [0, 2**bits): the canonical
-        digits of the exact totals. Raises OverflowError beyond ``range``."""
+        digits of the exact totals (the value is unchanged). Raises
+        OverflowError beyond ``range``."""
         base = float(2.0 ** self.bits)
         d = self.digits
-        for i in range(self.parts - 1):
-            carry = np.floor(d[i] * (1.0 / base))
-            d[i] -= carry * base
-            d[i + 1] += carry
+        if self.parts > 1 and d[0].size:
+            carry = np.empty_like(d[0])
+            for i in range(self.parts - 1):
+                np.multiply(d[i], 1.0 / base, out=carry)
+                np.floor(carry, out=carry)
+                d[i + 1] += carry
+                carry *= base
+                d[i] -= carry
         top = d[self.parts - 1]
         if top.size:
             big = max(float(top.max()), -float(top.min()))
@@ -183,20 +188,28 @@ class ExactSum:
 
     def value(self) -> np.ndarray:
         """The totals as float64: the canonical digits summed from the top down
-        with a compensated (error-free) addition, one fixed computation, so
-        equal totals give equal bits."""
-        d = self.copy().normalize().digits
+        with compensated (Fast2Sum) additions, one fixed computation, so equal
+        totals give equal bits. Normalises in place (the value is unchanged)."""
+        d = self.normalize().digits
         steps = [2.0 ** (self.lo + i * self.bits) for i in range(self.parts)]
         s = d[-1] * steps[-1]
+        if self.parts == 1:
+            return s + 0.0
         err = np.zeros_like(s)
+        t = np.empty_like(s)
+        total = np.empty_like(s)
         for i in range(self.parts - 2, -1, -1):
-            t = d[i] * steps[i]
-            total = s + t
-            # TwoSum: the exact rounding error of s + t.
-            bb = total - s
-            err += (s - (total - bb)) + (t - bb)
-            s = total
-        return s + err + 0.0  # + 0.0 turns a -0.0 into 0.0
+            np.multiply(d[i], steps[i], out=t)
+            # Fast2Sum: |s| >= |t| or s == 0 (s is a nonzero multiple of this
+            # digit's grid, the next digit lies below it), so the rounding
+            # error of s + t is exactly t - (total - s).
+            np.add(s, t, out=total)
+            s -= total
+            s += t                  # now the error of total = s + t
+            err += s
+            s, total = total, s
+        s += err
+        return s + 0.0  # + 0.0 turns a -0.0 into 0.0
 
     def fractions(self, flat_index: int):
         """The exact total of one entry as a ``fractions.Fraction`` (for tests
