@@ -7,7 +7,9 @@ coefficients, overall and per dimension, the fraction of values outside the
 quantizer's clip range, and the relative error of the reconstruction in the raw
 2048-d space (PCA truncation included; the PCA-only figure is given too). The
 statistics are sums, so ``QualityCombiner`` is mergeable like the fit
-accumulators; ``quality_report`` runs it over an iterable of batches.
+accumulators; ``quality_report`` runs it over an iterable of batches, and
+``sample_report`` over a deterministic bounded sample of held-out frames
+(``compression.heldout``), which is what a build reports.
 """
 from __future__ import annotations
 
@@ -160,3 +162,23 @@ def write_quality_report(path: str, heldout, pca: PCAWhitening, quantizer: Quant
 def save_report(path: str, report: dict) -> None:
     data = json.dumps(report, indent=1, allow_nan=False).encode("utf-8")
     fs.atomic_write(path, data)
+
+
+def sample_report(sample, pca: Optional[PCAWhitening], quantizer: Optional[Quantizer],
+                  splits=("validate", "test")) -> dict:
+    """The report on a ``compression.heldout.FrameSample``, with what it was
+    measured on under ``held_out``; a short note instead when nothing was fit
+    (``pca`` or ``quantizer`` None) or no held-out frame was seen."""
+    if pca is None or quantizer is None:
+        return {"held_out_frames": 0, "note": "nothing was fit (no train frames)"}
+    if sample.n_frames == 0:
+        return {"held_out_frames": 0,
+                "note": f"no {' or '.join(splits)} frames to measure the quantization on"}
+    report = quality_report(sample.frames, pca, quantizer)
+    report["held_out"] = {
+        "frames_seen": dict(sample.seen),
+        "frames_measured": sample.n_frames,
+        "selection": (f"the {sample.n_frames} frames of smallest hash of (video id, frame "
+                      f"index), {' before '.join(splits)}"),
+    }
+    return report

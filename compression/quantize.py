@@ -6,8 +6,10 @@
   underflow and one overflow tally with their own sums. Sums make every
   centroid computed from the histogram exact; only the decision boundaries are
   snapped to bin centres while fitting (the saved boundaries are the exact
-  midpoints of the final levels). Memory is fixed (3 x 65,538 float64 = 1.5 MB)
-  whatever the number of values.
+  midpoints of the final levels). The sums are exact integers on fixed grids
+  (see ``HistogramCombiner``), so the histogram of a set of values is the same
+  bit for bit whatever the order, batching or merging of the values. Memory is
+  fixed (about 5 MB at the default size) whatever the number of values.
 * ``lloyd_max``: Lloyd-Max iterations on such histograms (one row per
   codebook), started from equal-mass cells.
 * ``Quantizer``: ``boundaries`` (L-1,) and ``levels`` (L,) float32;
@@ -26,6 +28,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from yt8m.compression import _io
+from yt8m.compression.exact import ExactSum
 from yt8m.compression.pca import check_finite
 
 DEFAULT_RANGE = 8.0
@@ -39,13 +42,30 @@ UNIFORM_MIN, UNIFORM_MAX = -2.0, 2.0
 
 
 # ---- the histogram accumulator ----------------------------------------------
+# A fine bin spans at most 2**BIN_BITS steps of its fixed-point grid.
+BIN_BITS = 26
+_HALF_BITS = BIN_BITS // 2
+# Values per np.bincount call: every per-bin sum of terms < 2**27 stays an
+# exact float64 integer (< 2**51).
+_CHUNK = 1 << 24
+# Tail values (beyond [-R, R]) are summed exactly up to this magnitude.
+TAIL_LIMIT_EXP = 64
+
+
 @dataclasses.dataclass
 class HistogramAccumulator:
-    """Per codebook row: counts, sums and sums of squares over ``n_bins + 2``
-    pseudo-bins (0: values < -R, 1..n_bins: the fine bins, n_bins+1: >= R)."""
-    counts: Optional[np.ndarray] = None   # (rows, n_bins + 2) float64
-    sums: Optional[np.ndarray] = None
-    sumsq: Optional[np.ndarray] = None
+    """Per codebook row, over ``n_bins + 2`` pseudo-bins (0: values < -R,
+    1..n_bins: the fine bins, n_bins+1: >= R): exact counts; for the fine bins
+    exact integer sums of each value's offset ``t`` on the bin's fixed-point
+    grid and of ``t**2`` (in three 13-bit cross terms); for the two tails exact
+    sums of the values and of their squares (``compression.exact.ExactSum``)."""
+    counts: Optional[np.ndarray] = None   # (rows, n_bins + 2) int64
+    t1: Optional[ExactSum] = None         # (rows, n_bins): sum t
+    t_hh: Optional[ExactSum] = None       # sum th**2        (t = th * 2**13 + tl)
+    t_hl: Optional[ExactSum] = None       # sum th * tl
+    t_ll: Optional[ExactSum] = None       # sum tl**2
+    tail_sum: Optional[ExactSum] = None   # (rows, 2): sum v beyond -R / R
+    tail_sumsq: Optional[ExactSum] = None
     inputs_seen: int = 0
 
 
@@ -76,6 +96,19 @@ class HistogramCombiner:
     ``per_dimension=False`` pools every value of every input into one
     histogram (one global codebook); ``True`` keeps one histogram per column
     of (n, D) inputs (used to measure whether per-dimension codebooks pay off).
+
+    Exactness. A value's position in bin units, ``u = (v + R) * n_bins / (2R)``
+    (the float64 expression that picks its bin ``k = floor(u)``), is rounded
+    to a fixed grid of ``2**-26`` of a bin: its offset ``t = rint(u * 2**26) -
+    k * 2**26`` is an integer in ``[0, 2**26]`` and the value stands for the
+    grid point ``-R + width * (k + t / 2**26)``, within 1.8e-12 of ``v`` at the
+    default size (values on the grid, such as 0 or 0.5, exactly). The count, ``sum t`` and ``sum t**2`` of each bin are integer
+    sums: ``np.bincount`` computes them exactly in chunks and ``ExactSum``
+    accumulates them exactly, so the histogram's ``sums`` and ``sumsq`` (one
+    fixed float64 computation from those integers) depend on the multiset of
+    values only, not on their order, batching or merging. Tail values are
+    summed as they are, on grids fine enough for every float64 beyond R
+    (``ExactSum``); a value beyond +-2**64 raises.
     """
 
     def __init__(self, value_range: float = DEFAULT_RANGE, n_bins: int = DEFAULT_BINS,
@@ -84,15 +117,28 @@ class HistogramCombiner:
             raise ValueError(f"value_range must be a positive number, got {value_range}.")
         if n_bins < 2:
             raise ValueError(f"n_bins must be >= 2, got {n_bins}.")
+        if n_bins > 1 << 24:
+            raise ValueError(f"n_bins must be <= 2**24 for an exact histogram, got {n_bins}.")
         self.value_range, self.n_bins = float(value_range), int(n_bins)
         self.per_dimension = bool(per_dimension)
+        # Tails: |v| >= R, so every float64 tail value is a multiple of
+        # 2**(e_R - 52) and its square of 2**(2 e_R - 53), e_R = floor(log2 R).
+        e_r = int(np.floor(np.log2(self.value_range)))
+        self._tail_grids = (e_r - 52, 2 * e_r - 53)
 
     def create_accumulator(self) -> HistogramAccumulator:
         return HistogramAccumulator()
 
-    def _empty(self, rows: int) -> HistogramAccumulator:
-        shape = (rows, self.n_bins + 2)
-        return HistogramAccumulator(np.zeros(shape), np.zeros(shape), np.zeros(shape))
+    def _fill(self, acc: HistogramAccumulator, rows: int) -> None:
+        nb = self.n_bins
+        acc.counts = np.zeros((rows, nb + 2), np.int64)
+        acc.t1, acc.t_hh, acc.t_hl, acc.t_ll = (ExactSum((rows, nb), 0, parts=2, bits=32)
+                                                 for _ in range(4))
+        lo1, lo2 = self._tail_grids
+        # Terms below 2**64 (squares 2**128), totals up to 2**44 times that.
+        acc.tail_sum = ExactSum((rows, 2), lo1, parts=-(-(TAIL_LIMIT_EXP - lo1) // 32), bits=32)
+        acc.tail_sumsq = ExactSum((rows, 2), lo2, parts=-(-(2 * TAIL_LIMIT_EXP - lo2) // 32),
+                                  bits=32)
 
     def add_input(self, acc: HistogramAccumulator, values, name: Optional[str] = None
                   ) -> HistogramAccumulator:
@@ -116,54 +162,112 @@ class HistogramCombiner:
                              f"{acc.counts.shape[0]}; every input must have the same size.")
         if v.size == 0:
             return acc
-        check_finite(v.reshape(v.shape[0], -1), what)
+        big = np.abs(v).max()
+        if not np.isfinite(big):
+            check_finite(v.reshape(v.shape[0], -1), what)
+        if not big < 2.0 ** TAIL_LIMIT_EXP:
+            raise ValueError(f"{what}: holds {float(big):.4g}, beyond +-2**{TAIL_LIMIT_EXP} "
+                             f"(1.8e19), which the histogram cannot sum exactly; whitened "
+                             f"values that large mean the PCA or the features are broken.")
         if acc.counts is None:
-            filled = self._empty(rows)
-            acc.counts, acc.sums, acc.sumsq = filled.counts, filled.sums, filled.sumsq
-        v = v.astype(np.float64, copy=False)
+            self._fill(acc, rows)
+        v = v.astype(np.float64).ravel()
         r, nb = self.value_range, self.n_bins
-        idx = np.floor((v + r) * (nb / (2.0 * r)))
-        idx = np.clip(idx, -1, nb).astype(np.int64) + 1
-        if self.per_dimension:
-            idx += np.arange(rows, dtype=np.int64) * (nb + 2)
-        idx, flat = idx.ravel(), v.ravel()
-        size = rows * (nb + 2)
-        acc.counts += np.bincount(idx, minlength=size).reshape(rows, -1)
-        acc.sums += np.bincount(idx, weights=flat, minlength=size).reshape(rows, -1)
-        acc.sumsq += np.bincount(idx, weights=flat * flat, minlength=size).reshape(rows, -1)
+        u = v + r
+        u *= nb / (2.0 * r)
+        lo_u, hi_u = float(u.min()), float(u.max())
+        if lo_u >= 0 and hi_u < nb:       # no tail values: no masks, no copies
+            self._add_fine(acc, rows, u, None, what)
+            return acc
+        fine = (u >= 0) & (u < nb)
+        self._add_fine(acc, rows, u[fine], np.flatnonzero(fine), what)
+        tail = np.flatnonzero(~fine)
+        t_idx = (u[tail] >= nb).astype(np.int64)
+        if rows > 1:
+            t_idx += 2 * (tail % rows)
+        vt = v[tail]
+        acc.counts[:, [0, -1]] += np.bincount(t_idx, minlength=2 * rows).reshape(rows, 2)
+        acc.tail_sum.add_at(t_idx, vt, what)
+        acc.tail_sumsq.add_at(t_idx, vt * vt, what)
         return acc
+
+    def _add_fine(self, acc, rows, u, where, what) -> None:
+        """Adds fine-bin values given by their positions ``u`` in bin units
+        (``where``: their flat positions in the input, None for all of them)."""
+        if not u.size:
+            return
+        nb = self.n_bins
+        k = np.floor(u)                   # the bin, as the plain formula picks it
+        t = u * 2.0 ** BIN_BITS
+        np.rint(t, out=t)
+        t -= k * 2.0 ** BIN_BITS          # in [0, 2**26]: exact integers
+        flat = k.astype(np.intp)
+        if rows > 1:
+            pos = np.arange(u.size) if where is None else where
+            flat += (pos % rows) * nb
+        th = t * 2.0 ** -_HALF_BITS
+        np.floor(th, out=th)
+        tl = t - th * 2.0 ** _HALF_BITS
+        size = rows * nb
+        for start in range(0, flat.size, _CHUNK):
+            ii = flat[start:start + _CHUNK]
+            part = slice(start, start + _CHUNK)
+            counts = np.bincount(ii, minlength=size)
+            acc.counts[:, 1:-1] += counts.astype(np.int64).reshape(rows, nb)
+            hh, hl, ll = th[part] * th[part], th[part] * tl[part], tl[part] * tl[part]
+            for target, w in ((acc.t1, t[part]), (acc.t_hh, hh), (acc.t_hl, hl),
+                              (acc.t_ll, ll)):
+                target.add(np.bincount(ii, weights=w, minlength=size).reshape(rows, nb), what)
 
     def merge_accumulators(self, accumulators: Iterable[HistogramAccumulator]
                            ) -> HistogramAccumulator:
-        accs = list(accumulators)
-        if not accs:
-            return self.create_accumulator()
-        out = accs[0]
-        for other in accs[1:]:
+        out = HistogramAccumulator()
+        names = ("t1", "t_hh", "t_hl", "t_ll", "tail_sum", "tail_sumsq")
+        for other in accumulators:
             out.inputs_seen += other.inputs_seen
             if other.counts is None:
                 continue
             if out.counts is None:
-                out.counts, out.sums, out.sumsq = (other.counts.copy(), other.sums.copy(),
-                                                   other.sumsq.copy())
+                out.counts = other.counts.copy()
+                for n in names:
+                    setattr(out, n, getattr(other, n).copy())
                 continue
             if out.counts.shape != other.counts.shape:
                 raise ValueError(f"cannot merge histograms of shapes {out.counts.shape} and "
                                  f"{other.counts.shape}; inputs must have the same size.")
             out.counts += other.counts
-            out.sums += other.sums
-            out.sumsq += other.sumsq
+            for n in names:
+                getattr(out, n).merge(getattr(other, n))
         return out
 
     def compact(self, acc: HistogramAccumulator) -> HistogramAccumulator:
+        if acc.counts is not None:
+            for n in ("t1", "t_hh", "t_hl", "t_ll", "tail_sum", "tail_sumsq"):
+                getattr(acc, n).normalize()
         return acc
 
     def extract_output(self, acc: HistogramAccumulator) -> Histogram:
+        nb = self.n_bins
         if acc.counts is None:
-            z = np.zeros((1, self.n_bins + 2))
+            z = np.zeros((1, nb + 2))
             return Histogram(self.value_range, z, z.copy(), z.copy())
-        return Histogram(self.value_range, acc.counts.copy(), acc.sums.copy(),
-                         acc.sumsq.copy())
+        counts = acc.counts.astype(np.float64)
+        n = counts[:, 1:-1]
+        r = self.value_range
+        width = 2.0 * r / nb
+        start = -r + np.arange(nb) * width          # a: where each fine bin starts
+        step = width * 2.0 ** -BIN_BITS             # b: one grid step
+        t1 = acc.t1.value()
+        t2 = (acc.t_hh.value() * 2.0 ** BIN_BITS + acc.t_hl.value() * 2.0 ** (_HALF_BITS + 1)
+              + acc.t_ll.value())
+        sums = np.empty_like(counts)
+        sumsq = np.empty_like(counts)
+        # Values a + b t: one fixed float64 computation from exact integers.
+        sums[:, 1:-1] = n * start + step * t1
+        sumsq[:, 1:-1] = n * (start * start) + 2.0 * start * step * t1 + step * step * t2
+        sums[:, [0, -1]] = acc.tail_sum.value()
+        sumsq[:, [0, -1]] = acc.tail_sumsq.value()
+        return Histogram(self.value_range, counts, sums + 0.0, sumsq + 0.0)
 
 
 # ---- Lloyd-Max on histograms --------------------------------------------------

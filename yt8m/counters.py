@@ -43,6 +43,10 @@ VIDEOS_WITH_DECODE_WARNINGS = "videos_with_decode_warnings"
 
 # compression and writing
 PCA_FIT_FRAMES = "pca_fit_frames"
+PCA_FIT_UNITS = "pca_fit_units"                    # syrk units summed exactly
+PCA_FIT_LARGE_BUCKETS = "pca_fit_large_buckets"    # buckets over bucket_frames, video by video
+QUANTIZER_FIT_VALUES = "quantizer_fit_values"
+QUALITY_HELDOUT_FRAMES = "quality_heldout_frames"  # held-out frames seen by the sampler
 FRAMES_WRITTEN = "frames_written"
 VIDEOS_WRITTEN = "videos_written"
 VIDEOS_FAILED = "videos_failed"

@@ -102,3 +102,35 @@ def test_a_uniform_build_reports_uniform_once(fitted):
     pca, _, held = fitted
     report = quality_report(held, pca, Quantizer.uniform())
     assert list(report["methods"]) == ["uniform"] and "lloyd_mse_over_uniform" not in report
+
+
+def _float16_like(rng):
+    """float32 arrays around float16's edges: every finite float16, each one
+    float32 step away, tiny values and values near 65504."""
+    h = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    exact = h[np.isfinite(h)].astype(np.float32)
+    up = np.nextafter(exact, np.float32(np.inf))
+    down = np.nextafter(exact, np.float32(-np.inf))
+    tiny = np.array([2.0 ** -25, 3 * 2.0 ** -25, 2.0 ** -30, 1e-45, -1e-45, 2.0 ** -14 - 2.0 ** -24,
+                     65504.0, 65505.0, 65519.99, 65520.0, 65536.0, 1e30], np.float32)
+    noisy = (rng.standard_normal(50_000) * 10.0 ** rng.integers(-9, 5, 50_000)).astype(np.float32)
+    return exact, np.concatenate([up, down, tiny, noisy, -noisy])
+
+
+def test_float16_values_is_the_cache_rounding_bit_for_bit(rng):
+    from yt8m.compression.codec import float16_values, is_float16_valued, round_like_cache
+    exact, others = _float16_like(rng)
+    assert is_float16_valued(exact) and float16_values(exact) is exact
+    with np.errstate(over="ignore"):
+        want = others.astype(np.float16).astype(np.float32)
+    got = float16_values(others)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    # Element by element: valued exactly when the cache would store the value unchanged.
+    sample = np.concatenate([exact[::257], others[::97]])
+    with np.errstate(over="ignore"):
+        keeps = [bool(np.isfinite(np.float16(v)) and np.float32(np.float16(v)).view(np.uint32)
+                      == v.view(np.uint32)) for v in sample]
+    assert [is_float16_valued(sample[i:i + 1]) for i in range(len(sample))] == keeps
+    assert sum(keeps) > 200 and not all(keeps)
+    f64 = others.astype(np.float64)
+    assert np.array_equal(float16_values(f64), round_like_cache(f64).astype(np.float32))

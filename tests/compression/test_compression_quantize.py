@@ -1,5 +1,6 @@
 """Histogram accumulator, Lloyd-Max, the table encoder and the released uniform convention."""
 import pickle
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -36,6 +37,57 @@ def test_histogram_merges_in_any_order_equal_one_pass(rng, pieces, per_dimension
     np.testing.assert_array_equal(merged.counts[:, -1], (flat >= 8).sum(axis=0))
     np.testing.assert_allclose(merged.sums[:, -1], np.where(flat >= 8, flat, 0).sum(axis=0))
     assert merged.total == x.size
+
+
+HISTOGRAM_VALUES = {
+    "gaussian, some beyond R": lambda rng: (rng.standard_normal((600, 5)) * 3.0),
+    "float32 whitened-like": lambda rng: rng.standard_normal((600, 5)).astype(np.float32),
+    "extremes": lambda rng: rng.choice(
+        np.array([0.0, -0.0, 1e-300, -1e-300, 5e-324, 8.0, -8.0, np.nextafter(8.0, 0),
+                  -np.nextafter(8.0, 0), 65504.0, -65504.0, 1e18, -1e18, 0.5, -7.25]),
+        size=(600, 5)),
+    "one repeated value": lambda rng: np.full((600, 5), 0.123456789),
+}
+
+
+@pytest.mark.parametrize("per_dimension", [False, True])
+@pytest.mark.parametrize("name", list(HISTOGRAM_VALUES))
+def test_histogram_is_bit_identical_for_any_order_batching_and_merge(rng, name, per_dimension):
+    x = HISTOGRAM_VALUES[name](rng)
+    combiner = HistogramCombiner(value_range=8.0, n_bins=1024, per_dimension=per_dimension)
+    one = combiner.extract_output(combiner.add_input(combiner.create_accumulator(), x))
+    order_rng = np.random.default_rng(0)
+    for pieces in (2, 7, 31):
+        rows = order_rng.permutation(len(x))
+        accs = [pickle.loads(pickle.dumps(combiner.add_input(combiner.create_accumulator(),
+                                                             x[part])))
+                for part in np.array_split(rows, pieces)]
+        order_rng.shuffle(accs)
+        got = combiner.extract_output(combiner.merge_accumulators(
+            [combiner.merge_accumulators(accs[:3]), combiner.create_accumulator()]
+            + accs[3:]))
+        for a in ("counts", "sums", "sumsq"):
+            assert np.array_equal(getattr(got, a), getattr(one, a)), (a, pieces)
+    # Against a plain float64 histogram of the same values: same counts, sums
+    # within the fixed-point grid (1/2**26 of a bin), tails exact.
+    flat = x.reshape(-1, 5 if per_dimension else 1).astype(np.float64)
+    for j in range(flat.shape[1]):
+        v = flat[:, j]
+        idx = np.clip(np.floor((v + 8.0) * 64.0), -1, 1024).astype(int) + 1
+        np.testing.assert_array_equal(one.counts[j], np.bincount(idx, minlength=1026))
+        plain = np.bincount(idx, weights=v, minlength=1026)
+        bound = np.bincount(idx, minlength=1026) * 2.0 ** -32 + 1e-12 * np.abs(plain)
+        assert np.all(np.abs(one.sums[j] - plain) <= bound), np.abs(one.sums[j] - plain).max()
+        for t in (0, -1):
+            tail = v[idx == (0 if t == 0 else 1025)]
+            assert one.sums[j, t] == float(sum(Fraction(float(y)) for y in tail))
+
+
+def test_histogram_values_beyond_its_exact_range_raise():
+    combiner = HistogramCombiner()
+    with pytest.raises(ValueError, match=r"video 'v7'.*beyond \+-2\*\*64"):
+        combiner.add_input(combiner.create_accumulator(), np.array([1.0, -3e19]),
+                           name="video 'v7'")
 
 
 def test_empty_histogram_and_bad_inputs(rng):
