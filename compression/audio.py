@@ -106,9 +106,8 @@ class AudioCompression:
     def fit(cls, batches: Iterable, quantizer: str = "lloyd",
             allow_rank_deficient: bool = True) -> "AudioCompression":
         """PCA-whitening and quantizer fit on train embeddings (arrays (n, 128)),
-        through the same float16 rounding and whitening as ``encode``. In a
-        pipeline, fit with ``pipeline.fit``'s ordered combiners instead and
-        wrap the results with ``AudioCompression("fit", pca, quantizer)``."""
+        through the same float16 rounding and whitening as ``encode``. In a pipeline, fit with
+        ``compression.beam.FitPCAAndQuantizer`` instead and wrap the results with ``AudioCompression("fit", pca, quantizer)``."""
         rounded = [codec.round_like_cache(check_embeddings(b, f"fit batch {i}"))
                    for i, b in enumerate(batches)]
         pca = PCAWhitening.fit(rounded, n_components=AUDIO_DIM,

@@ -38,6 +38,7 @@ TFRECORD_SUFFIX = ".tfrecord"
 TMP_DIRNAME = ".tmp"
 DATASET_INFO = "dataset_info.json"   # a build's marker: OUT is complete exactly when present
 SORT_BUCKETS = 16
+SORT_LINES_PER_BUCKET = 50_000   # a sort bucket's target size: the buckets grow with the lines
 
 
 # ---------------------------------------------------------------------------
@@ -96,6 +97,15 @@ def _bucket_of(key, buckets: int) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") % buckets
 
 
+def sort_bucket_count(n_lines: int, min_buckets: int = SORT_BUCKETS,
+                      lines_per_bucket: int = SORT_LINES_PER_BUCKET) -> int:
+    """How many sort buckets ``n_lines`` lines get: at least ``min_buckets``, and
+    enough that one holds about ``lines_per_bucket`` lines. Any count gives the
+    same file (the runs are merged in key order), so sizing it from the data
+    costs no determinism."""
+    return max(int(min_buckets), -(-int(n_lines) // int(lines_per_bucket)))
+
+
 def _write_run(kv, tmp_dir: str, name: str) -> str:
     """One bucket's lines, sorted, as a run file (``[key, line]`` JSON per line)."""
     bucket, items = kv
@@ -131,28 +141,39 @@ class WriteSortedLines(beam.PTransform):
     each bucket is sorted in one worker and written as a run file under
     ``tmp_dir``, and a last step merges the sorted runs into ``path`` reading
     them a line at a time (``heapq.merge``), through ``yt8m.fs.open_atomic``.
-    Memory: one bucket (about 1/``buckets`` of the lines) per worker, and one
-    line per run in the merge. ``key`` is a string or a tuple of strings
+    Memory: one bucket per worker, about ``lines_per_bucket`` lines however
+    many lines there are (the bucket count is sized from a count of the lines,
+    at least ``buckets``: ``sort_bucket_count``), and one line per run in the
+    merge. ``key`` is a string or a tuple of strings
     (it round-trips through JSON); ``line`` has no newline. An empty input
     still writes the (empty) file: "no failures" is not "not built".
     """
 
-    def __init__(self, path: str, tmp_dir: str, buckets: int = SORT_BUCKETS):
+    def __init__(self, path: str, tmp_dir: str, buckets: int = SORT_BUCKETS,
+                 lines_per_bucket: int = SORT_LINES_PER_BUCKET):
         super().__init__()
         if not path or not tmp_dir:
             raise ValueError("WriteSortedLines needs a destination path and a temp folder")
-        if not isinstance(buckets, int) or buckets < 1:
-            raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+        for name, value in (("buckets", buckets), ("lines_per_bucket", lines_per_bucket)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"WriteSortedLines: {name} must be a positive integer, "
+                                 f"got {value!r}")
         self.path, self.tmp_dir, self.buckets = path, tmp_dir, buckets
+        self.lines_per_bucket = lines_per_bucket
 
     def expand(self, pairs):
         path, tmp_dir, buckets = self.path, self.tmp_dir, self.buckets
+        per_bucket = self.lines_per_bucket
         name = fs.basename(path)
+        n_lines = pairs | "CountLines" >> beam.combiners.Count.Globally()
         return (pairs
-                | "ToBucket" >> beam.Map(lambda kv: (_bucket_of(kv[0], buckets), kv))
+                | "ToBucket" >> beam.Map(
+                    lambda kv, n: (_bucket_of(kv[0], sort_bucket_count(n, buckets, per_bucket)),
+                                   kv),
+                    beam.pvalue.AsSingleton(n_lines))
                 | "GroupBucket" >> beam.GroupByKey()
                 | "WriteSortedRun" >> beam.Map(_write_run, tmp_dir, name)
-                # The runs' paths only: at most `buckets` strings.
+                # The runs' paths only: one string per bucket (lines / lines_per_bucket).
                 | "GatherRuns" >> beam.combiners.ToList()
                 | "MergeRuns" >> beam.Map(_merge_runs, path, tmp_dir))
 

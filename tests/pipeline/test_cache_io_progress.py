@@ -157,6 +157,29 @@ def test_write_sorted_lines_is_sorted_and_written_when_empty(tmp_path):
     assert open(empty).read() == ""
 
 
+def test_write_sorted_lines_sizes_its_buckets_from_the_data_and_keeps_the_bytes(tmp_path):
+    # Buckets hold about lines_per_bucket lines however many lines come (memory
+    # per worker stays bounded); the bucket count does not change the file.
+    assert pio.sort_bucket_count(0) == pio.SORT_BUCKETS
+    assert pio.sort_bucket_count(10, min_buckets=2, lines_per_bucket=3) == 4
+    assert pio.sort_bucket_count(10**7) == 10**7 // pio.SORT_LINES_PER_BUCKET
+    items = [(f"v{i:04d}", json.dumps({"video_id": f"v{i:04d}"}))
+             for i in np.random.default_rng(1).permutation(300)]
+    paths = {name: str(tmp_path / f"{name}.jsonl") for name in ("few", "many")}
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        src = p | "Items" >> beam.Create(items)
+        _ = src | "Few" >> pio.WriteSortedLines(paths["few"], str(tmp_path / "s1"), buckets=1,
+                                                lines_per_bucket=10**6)
+        _ = src | "Many" >> pio.WriteSortedLines(paths["many"], str(tmp_path / "s2"),
+                                                 buckets=1, lines_per_bucket=7)
+    runs = [f for f in os.listdir(tmp_path / "s2") if ".run-" in f]
+    assert len(runs) > 30                      # 300 lines / 7 per bucket: ~43 buckets
+    data = open(paths["many"], "rb").read()
+    assert data == open(paths["few"], "rb").read() and data.count(b"\n") == 300
+    with pytest.raises(ValueError, match="lines_per_bucket"):
+        pio.WriteSortedLines("f", "t", lines_per_bucket=0)
+
+
 def test_progress_log_and_render(tmp_path):
     folder = str(tmp_path / "progress")
     log = progress.ProgressLog(folder)
