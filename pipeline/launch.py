@@ -180,10 +180,21 @@ def publish_build(cfg: BuildConfig, staging: str, model_info: dict, inputs: dict
         output_dir=out, counts=counts, sizes=sizes, fit=fit, flags=cfg.flags(),
         model_info=model_info, inputs=inputs, cache_dir=cache_dir_of(cfg),
         counter_values=counter_values or {}, entities=_count_vocabulary(out),
-        resplit_from=cfg.resplit_from, elapsed_s=time.time() - t0)
+        resplit_from=cfg.resplit_from, elapsed_s=time.time() - t0,
+        starter_code=build_starter_code(out, _count_vocabulary(out)))
     fs.write_json(fs.join(out, pio.DATASET_INFO), info)
     fs.delete(staging)
     return info
+
+
+def build_starter_code(out: str, entities: Optional[int]) -> dict:
+    """dataset_info.json's ``starter_code``, from the published quantizer and records."""
+    from yt8m.compression.quantize import Quantizer
+    from yt8m.pipeline.starter_code import starter_code_section
+    qpath = fs.join(out, ARTIFACTS_DIR, "quantizer.npz")
+    quantizer = Quantizer.load(qpath) if fs.exists(qpath) else None
+    max_frames = int(FRAME_SAMPLING["fps"] * FRAME_SAMPLING["max_seconds"])
+    return starter_code_section(out, quantizer, entities, max_frames)
 
 
 def _count_vocabulary(out: str) -> Optional[int]:

@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Optional
 
 from yt8m import counters, fs
+from yt8m.pipeline.starter_code import summary_line as starter_code_line
 from yt8m.pipeline.io import SPLITS
 from yt8m.pipeline.progress import fmt_duration
 
@@ -63,9 +64,9 @@ def accounting(counts: dict) -> dict:
 def dataset_info(*, output_dir: str, counts: dict, sizes: dict, fit: dict, flags: dict,
                  model_info: dict, inputs: dict, cache_dir: str, counter_values: dict,
                  entities: Optional[int], resplit_from: Optional[str],
-                 elapsed_s: float) -> dict:
+                 elapsed_s: float, starter_code: Optional[dict] = None) -> dict:
     """The content of dataset_info.json (docs/pipeline.md lists the fields)."""
-    return {
+    info = {
         "output_dir": output_dir,
         "splits": split_sizes(counts, sizes),
         "entities": entities,
@@ -88,6 +89,9 @@ def dataset_info(*, output_dir: str, counts: dict, sizes: dict, fit: dict, flags
         "resplit_from": resplit_from,
         "elapsed_s": round(elapsed_s, 3),
     }
+    if starter_code is not None:  # pipeline.starter_code: what the released readers get right
+        info["starter_code"] = starter_code
+    return info
 
 
 def _top(reasons: dict, n: int = 3) -> str:
@@ -119,6 +123,8 @@ def summary_text(info: dict) -> str:
     if cache:
         lines.append(f"  features: {cache.get('extracted', 0)} videos extracted, "
                      f"{cache.get('hits', 0)} from the cache")
+    if info.get("starter_code"):
+        lines.append(starter_code_line(info["starter_code"]))
     return "\n".join(lines)
 
 
