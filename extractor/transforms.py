@@ -402,9 +402,12 @@ class ExtractFeatures(beam.PTransform):
             raise ValueError(f"thumbnails must be an integer >= 0, got {thumbnails!r}")
         if decode_device not in DEVICES:
             raise ValueError(f"decode_device must be one of {DEVICES}, got {decode_device!r}")
+        if mixed_precision and precision not in (None, "float16"):
+            raise ValueError(f"mixed_precision=True (float16) contradicts precision={precision!r}: "
+                             f"pass precision only")
         self.model_handler = model_handler or InceptionModelHandler(
-            weights, batch_size=batch_size, mixed_precision=mixed_precision,
-            input_range=input_range)
+            weights, batch_size=batch_size, input_range=input_range,
+            precision="float16" if mixed_precision else (precision or "float32"))
         self.fps, self.max_seconds, self.size = float(fps), float(max_seconds), int(size)
         self.decode_timeout_s, self.on_decode_error = decode_timeout_s, on_decode_error
         self.prefetch = prefetch

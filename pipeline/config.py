@@ -229,4 +229,20 @@ def resplit_config(source: str, source_info: dict, output_dir: str, vocab: Vocab
                        weights=model_info.get("spec") or "", quantizer=quantizer,
                        num_shards=num_shards, train_model=train_model, progress=progress,
                        resplit_from=source, cache_dir=cache_dir, model_info=model_info,
-                       beam_args=list(beam_args))
+                       beam_args=list(beam_args), thumbnails=0)
+
+
+def add_decode_flags(parser, thumbnails_default: int) -> None:
+    """``--precision``, ``--decode_device`` and ``--thumbnails``, shared by build and extract."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="what Keras weights compute in: float32 (default), bfloat16, "
+                             "float16, or auto (bfloat16 on CPUs with AMX/AVX512-BF16, float16 "
+                             "on GPUs, float32 elsewhere, only where the fidelity figure "
+                             "holds); resolved once per run, recorded in model.json and the "
+                             "cache key")
+    parser.add_argument("--decode_device", choices=DECODE_DEVICES, default="cpu",
+                        help="decode videos on the CPU (default) or with FFmpeg's CUDA "
+                             "decoder (without a device: the CPU, one warning per worker)")
+    parser.add_argument("--thumbnails", type=int, default=thumbnails_default, metavar="N",
+                        help=f"small upright JPEGs per video kept from the same decode, for "
+                             f"the explorer (0: none; default {thumbnails_default})")
