@@ -3,7 +3,8 @@
     python run_pipeline.py extract --videos MANIFEST --output_dir OUT
         [--weights W] [--batch_size N] (--no_compress | --artifacts DIR [--quantizer uniform])
         [--fps 1] [--max_seconds 360] [--decode_timeout_s S] [--on_decode_error keep|fail]
-        [--num_shards K] [--mixed_precision] [--input_range R] [Beam flags]
+        [--num_shards K] [--precision P] [--decode_device cpu|cuda] [--thumbnails N]
+        [--input_range R] [Beam flags]
 
 MANIFEST is the vocab room's CSV/JSONL manifest; ``video_id,uri`` suffice
 (``labels``, integer indices separated by ``;``, are copied when given).
@@ -37,7 +38,7 @@ from typing import Optional, Sequence
 from yt8m import fs
 from yt8m.extractor.weights import WeightsError
 from yt8m.pipeline import report
-from yt8m.pipeline.config import ExtractConfig, UsageError
+from yt8m.pipeline.config import ExtractConfig, UsageError, add_decode_flags, check_thumbnails
 
 EXIT_OK = 0
 EXIT_NOTHING_EXTRACTED = 1
@@ -82,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_shards", type=int, default=0,
                    help="output shards per kind (0: the runner decides)")
     p.add_argument("--mixed_precision", action="store_true",
-                   help="run Keras weights in mixed_float16 (GPUs)")
+                   help="retired: the same as --precision float16")
+    add_decode_flags(p, 0)
     p.add_argument("--input_range", choices=("symmetric", "unit", "uint8"),
                    help="override the input scaling the weights source gets by default")
     return p
@@ -104,13 +106,24 @@ def parse(argv: Sequence[str]) -> ExtractConfig:
     if ns.quantizer and not ns.artifacts:
         raise UsageError("--quantizer applies to --artifacts only (raw features are not "
                          "quantized): drop it, or pass --artifacts DIR")
+    precision = ns.precision
+    if ns.mixed_precision:
+        if precision not in ("float32", "float16"):
+            raise UsageError(f"--mixed_precision (float16) contradicts --precision {precision}: "
+                             f"pass --precision only")
+        precision = "float16"
+    try:
+        check_thumbnails(ns.thumbnails)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return ExtractConfig(videos=ns.videos, output_dir=ns.output_dir, weights=ns.weights,
                          batch_size=ns.batch_size, artifacts=ns.artifacts,
                          quantizer=ns.quantizer, fps=ns.fps, max_seconds=ns.max_seconds,
                          decode_timeout_s=ns.decode_timeout_s,
                          on_decode_error=ns.on_decode_error, num_shards=ns.num_shards,
-                         mixed_precision=ns.mixed_precision, input_range=ns.input_range,
-                         beam_args=list(beam_args))
+                         input_range=ns.input_range, beam_args=list(beam_args),
+                         thumbnails=ns.thumbnails, decode_device=ns.decode_device,
+                         precision=precision)
 
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):

@@ -45,7 +45,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.utils.windowed_value import WindowedValue
 
 from yt8m import counters
-from yt8m.extractor.decode import DecodeError, sample_frames
+from yt8m.extractor.decode import DEVICES, THUMBNAIL_SIZE, DecodeError, sample_frames
 from yt8m.extractor.handler import InceptionModelHandler
 from yt8m.records import FailureRecord, Video, VideoFeatures
 
@@ -86,14 +86,18 @@ class DecodeVideoFn(beam.DoFn):
 
     def __init__(self, fps: float = 1.0, max_seconds: float = 360.0, size: int = 299,
                  timeout_s: Optional[float] = None, on_error: str = "keep",
-                 prefetch: int = 1):
+                 prefetch: int = 1, thumbnails: int = 0,
+                 thumbnail_size: int = THUMBNAIL_SIZE, decode_device: str = "cpu"):
         self.fps, self.max_seconds, self.size = fps, max_seconds, size
         self.timeout_s, self.on_error, self.prefetch = timeout_s, on_error, int(prefetch)
+        self.thumbnails, self.thumbnail_size = int(thumbnails), int(thumbnail_size)
+        self.decode_device = decode_device
 
     def setup(self):
         self._decoded = counters.counter(counters.EXTRACT_VIDEOS_DECODED)
         self._frames = counters.counter(counters.EXTRACT_FRAMES_DECODED)
         self._failed = counters.counter(counters.EXTRACT_DECODE_FAILURES)
+        self._counters = counters.Counters()
         self._pool = (concurrent.futures.ThreadPoolExecutor(
             max_workers=self.prefetch, thread_name_prefix="yt8m-decode")
             if self.prefetch > 0 else None)
@@ -140,7 +144,9 @@ class DecodeVideoFn(beam.DoFn):
         try:
             return sample_frames(video.uri, fps=self.fps, max_seconds=self.max_seconds,
                                  size=self.size, timeout_s=self.timeout_s,
-                                 on_error=self.on_error)
+                                 on_error=self.on_error, thumbnails=self.thumbnails,
+                                 thumbnail_size=self.thumbnail_size,
+                                 decode_device=self.decode_device)
         except DecodeError as e:
             return video.failure("decode", e.kind, str(e))
         except Exception as e:  # noqa: BLE001 - a per-video problem never stops a build
@@ -163,12 +169,30 @@ class DecodeVideoFn(beam.DoFn):
         n = len(result)
         self._decoded.inc()
         self._frames.inc(n)
+        self._count_stats(result.stats)
+        thumbs = result.thumbnails
         # In the frames' stream, not a side output: see the module docstring.
         yield wv((VideoMeta(vid), {
             "num_frames": n, "frame_times": np.asarray(result.times, np.float64),
-            "decode_warnings": tuple(result.warnings), "video": video}))
+            "decode_warnings": tuple(result.warnings), "video": video,
+            "thumbnails": (None if thumbs is None or len(thumbs) == 0 else
+                           (list(thumbs.images), [float(t) for t in thumbs.times]))}))
         for i in range(n):
             yield wv((FrameKey(vid, i, n), result.frames[i]))
+
+
+    def _count_stats(self, stats) -> None:
+        """The video's ``DecodeStats`` summed into Beam counters (dataset_info ``decode``)."""
+        c = self._counters
+        c.inc(counters.DECODE_PACKETS, stats.packets)
+        c.inc(counters.DECODE_PACKETS_DECODED, stats.packets_decoded)
+        c.inc(counters.DECODE_PACKETS_SKIPPED, stats.packets_skipped)
+        c.inc(counters.DECODE_FRAMES_DECODED, stats.frames_decoded_total or stats.frames_decoded)
+        if stats.restarted:
+            c.inc(counters.DECODE_RESTARTS)
+        c.inc(counters.decode_device_videos(stats.device))
+        if stats.device != self.decode_device:
+            c.inc(counters.DECODE_DEVICE_FALLBACKS)
 
 
 def _frame_weight(element) -> int:
@@ -317,7 +341,8 @@ class AssembleVideoFn(beam.DoFn):
         self._done.inc()
         self._frames.inc(n)
         return VideoFeatures(meta["video"], features, meta["frame_times"],
-                             decode_warnings=meta["decode_warnings"])
+                             decode_warnings=meta["decode_warnings"],
+                             thumbnails=meta.get("thumbnails"))
 
 
 class ExtractResult(NamedTuple):
@@ -339,7 +364,12 @@ class ExtractFeatures(beam.PTransform):
     ``max_seconds`` of the sampling (paper: 1 and 360); ``decode_timeout_s``
     per video; ``on_decode_error`` ``"keep"`` (the frames decoded before a
     mid-stream error are kept, with a warning) or ``"fail"``;
-    ``prefetch`` videos decoded ahead of the network.
+    ``prefetch`` videos decoded ahead of the network; ``thumbnails`` small
+    upright pictures per video kept from the same decode (longest side
+    ``thumbnail_size``; they ride on ``VideoFeatures.thumbnails``);
+    ``decode_device`` ``"cpu"`` or ``"cuda"`` (``extractor.hwdecode``: without
+    a device, the CPU with one warning per worker process); ``precision`` of
+    the Keras weights (``extractor.precision``; already resolved, not ``auto``).
     """
 
     def __init__(self, weights: Optional[str] = None, *, batch_size: int = 32,
@@ -347,6 +377,8 @@ class ExtractFeatures(beam.PTransform):
                  decode_timeout_s: Optional[float] = None, on_decode_error: str = "keep",
                  mixed_precision: bool = False, input_range: Optional[str] = None,
                  model_handler: Optional[InceptionModelHandler] = None, prefetch: int = 1,
+                 thumbnails: int = 0, thumbnail_size: int = THUMBNAIL_SIZE,
+                 decode_device: str = "cpu", precision: Optional[str] = None,
                  label: Optional[str] = None):
         super().__init__(label)
         if (weights is None) == (model_handler is None):
@@ -366,12 +398,21 @@ class ExtractFeatures(beam.PTransform):
             raise ValueError(f"on_decode_error must be 'keep' or 'fail', got {on_decode_error!r}")
         if not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an integer >= 0, got {prefetch!r}")
+        if isinstance(thumbnails, bool) or not isinstance(thumbnails, int) or thumbnails < 0:
+            raise ValueError(f"thumbnails must be an integer >= 0, got {thumbnails!r}")
+        if decode_device not in DEVICES:
+            raise ValueError(f"decode_device must be one of {DEVICES}, got {decode_device!r}")
+        if mixed_precision and precision not in (None, "float16"):
+            raise ValueError(f"mixed_precision=True (float16) contradicts precision={precision!r}: "
+                             f"pass precision only")
         self.model_handler = model_handler or InceptionModelHandler(
-            weights, batch_size=batch_size, mixed_precision=mixed_precision,
-            input_range=input_range)
+            weights, batch_size=batch_size, input_range=input_range,
+            precision="float16" if mixed_precision else (precision or "float32"))
         self.fps, self.max_seconds, self.size = float(fps), float(max_seconds), int(size)
         self.decode_timeout_s, self.on_decode_error = decode_timeout_s, on_decode_error
         self.prefetch = prefetch
+        self.thumbnails, self.thumbnail_size = thumbnails, int(thumbnail_size)
+        self.decode_device = decode_device
 
     def expand(self, videos):
         if not isinstance(videos, beam.PCollection):
@@ -379,7 +420,8 @@ class ExtractFeatures(beam.PTransform):
                             f"got {type(videos).__name__}")
         decoded = videos | "DecodeFrames" >> beam.ParDo(DecodeVideoFn(
             self.fps, self.max_seconds, self.size, self.decode_timeout_s,
-            self.on_decode_error, self.prefetch)).with_outputs(FAILURES, main="frames")
+            self.on_decode_error, self.prefetch, self.thumbnails, self.thumbnail_size,
+            self.decode_device)).with_outputs(FAILURES, main="frames")
         # One chain, no Flatten or shuffle: decode, batching, inference and
         # assembly fuse into one stage (see the module docstring).
         assembled = (decoded.frames

@@ -2,7 +2,8 @@
 
 ``python run_pipeline.py build --videos M --entities E [--ratings R] --output_dir OUT
 [vocab flags] [--weights W] [--batch_size N] [--quantizer lloyd|uniform] [--train MODEL]
-[--decode_timeout_s S] [Beam flags]``
+[--decode_timeout_s S] [--precision P] [--decode_device cpu|cuda] [--thumbnails N]
+[Beam flags]``
 
 ``python run_pipeline.py resplit --from OUT --output_dir OUT2 [--split ...] [--seed ...]
 [vocab flags] [Beam flags]``: the vocab flags default to the source build's.
@@ -18,8 +19,9 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from yt8m.pipeline.config import (EXIT_BAD_INPUT, BuildConfig, read_source_info,
-                                  resplit_config, source_vocab_defaults)
+from yt8m.pipeline.config import (BUILD_THUMBNAILS, EXIT_BAD_INPUT, BuildConfig,
+                                  add_decode_flags, check_thumbnails, read_source_info, resplit_config,
+                                  source_vocab_defaults)
 from yt8m.vocab.config import VocabConfig
 
 
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode_timeout_s", type=float, default=None,
                    help="stop decoding a video after this many seconds and report it "
                         "(default: no limit)")
+    add_decode_flags(p, BUILD_THUMBNAILS)
     _common_flags(p)
     VocabConfig.add_arguments(p)
     return p
@@ -88,12 +91,14 @@ def parse_build_args(argv: Sequence[str]):
     vocab = VocabConfig.from_args(ns)
     if ns.batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {ns.batch_size}")
+    check_thumbnails(ns.thumbnails)
     cfg = BuildConfig(videos=ns.videos, entities=ns.entities, ratings=ns.ratings,
                       output_dir=ns.output_dir, vocab=vocab, weights=ns.weights,
                       batch_size=ns.batch_size, quantizer=ns.quantizer or "lloyd",
                       decode_timeout_s=ns.decode_timeout_s, num_shards=ns.num_shards,
                       train_model=ns.train, progress=not ns.no_progress,
-                      beam_args=list(beam_args))
+                      beam_args=list(beam_args), thumbnails=ns.thumbnails,
+                      decode_device=ns.decode_device, precision=ns.precision)
     return cfg, beam_args
 
 

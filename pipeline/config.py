@@ -44,6 +44,10 @@ class ExtractionSettings:
     on_decode_error: str = "keep"
     mixed_precision: bool = False
     input_range: Optional[str] = None
+    # Small upright JPEGs per video from the frames decoded anyway (0: none).
+    thumbnails: int = 0
+    decode_device: str = "cpu"
+    precision: str = "float32"
 
     def __post_init__(self):
         if not self.weights:
@@ -54,6 +58,34 @@ class ExtractionSettings:
         if self.decode_timeout_s is not None and not self.decode_timeout_s > 0:
             raise ValueError(f"--decode_timeout_s must be > 0 seconds, got "
                              f"{self.decode_timeout_s}")
+        check_thumbnails(self.thumbnails)
+        check_decode_device(self.decode_device)
+        check_precision(self.precision)
+
+
+# Thumbnails per video a build keeps by default (extract: none unless asked).
+BUILD_THUMBNAILS = 4
+MAX_THUMBNAILS = 16
+DECODE_DEVICES = ("cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+
+
+def check_thumbnails(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_THUMBNAILS:
+        raise ValueError(f"--thumbnails must be a whole number from 0 (none) to "
+                         f"{MAX_THUMBNAILS}, got {n!r}")
+
+
+def check_decode_device(device) -> None:
+    if device not in DECODE_DEVICES:
+        raise ValueError(f"--decode_device must be one of {', '.join(DECODE_DEVICES)}, "
+                         f"got {device!r}")
+
+
+def check_precision(precision) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got "
+                         f"{precision!r}")
 
 
 @dataclass
@@ -77,6 +109,9 @@ class BuildConfig:
     cache_dir: Optional[str] = None       # default OUT/cache
     model_info: Optional[dict] = None     # default: from the weights
     beam_args: list = field(default_factory=list)
+    thumbnails: int = BUILD_THUMBNAILS
+    decode_device: str = "cpu"
+    precision: str = "float32"
 
     def flags(self) -> dict:
         """The flags as dataset_info.json records them."""
@@ -92,7 +127,9 @@ class BuildConfig:
         sampling = model_info.get("sampling") or FRAME_SAMPLING
         return ExtractionSettings(self.weights, batch_size=self.batch_size,
                                   fps=sampling["fps"], max_seconds=sampling["max_seconds"],
-                                  size=sampling["size"], decode_timeout_s=self.decode_timeout_s)
+                                  size=sampling["size"], decode_timeout_s=self.decode_timeout_s,
+                                  thumbnails=self.thumbnails, decode_device=self.decode_device,
+                                  precision=model_info.get("precision") or self.precision)
 
 
 @dataclass
@@ -117,6 +154,9 @@ class ExtractConfig:
     mixed_precision: bool = False
     input_range: Optional[str] = None
     beam_args: list = field(default_factory=list)
+    thumbnails: int = 0
+    decode_device: str = "cpu"
+    precision: str = "float32"
 
     @property
     def compressed(self) -> bool:
@@ -128,7 +168,8 @@ class ExtractConfig:
                                   decode_timeout_s=self.decode_timeout_s,
                                   on_decode_error=self.on_decode_error,
                                   mixed_precision=self.mixed_precision,
-                                  input_range=self.input_range)
+                                  input_range=self.input_range, thumbnails=self.thumbnails,
+                                  decode_device=self.decode_device, precision=self.precision)
 
 
 # ---------------------------------------------------------------------------
@@ -188,4 +229,20 @@ def resplit_config(source: str, source_info: dict, output_dir: str, vocab: Vocab
                        weights=model_info.get("spec") or "", quantizer=quantizer,
                        num_shards=num_shards, train_model=train_model, progress=progress,
                        resplit_from=source, cache_dir=cache_dir, model_info=model_info,
-                       beam_args=list(beam_args))
+                       beam_args=list(beam_args), thumbnails=0)
+
+
+def add_decode_flags(parser, thumbnails_default: int) -> None:
+    """``--precision``, ``--decode_device`` and ``--thumbnails``, shared by build and extract."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="what Keras weights compute in: float32 (default), bfloat16, "
+                             "float16, or auto (bfloat16 on CPUs with AMX/AVX512-BF16, float16 "
+                             "on GPUs, float32 elsewhere, only where the fidelity figure "
+                             "holds); resolved once per run, recorded in model.json and the "
+                             "cache key")
+    parser.add_argument("--decode_device", choices=DECODE_DEVICES, default="cpu",
+                        help="decode videos on the CPU (default) or with FFmpeg's CUDA "
+                             "decoder (without a device: the CPU, one warning per worker)")
+    parser.add_argument("--thumbnails", type=int, default=thumbnails_default, metavar="N",
+                        help=f"small upright JPEGs per video kept from the same decode, for "
+                             f"the explorer (0: none; default {thumbnails_default})")

@@ -26,7 +26,6 @@ from typing import Optional, Sequence
 from yt8m.extractor import synth
 from yt8m.extractor.weights import imagenet_cache_path
 from yt8m.pipeline.config import BuildConfig
-from yt8m.pipeline.thumbnails import backfill
 from yt8m.vocab import rules
 from yt8m.vocab.config import VocabConfig
 
@@ -286,19 +285,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from yt8m.pipeline.launch import build_and_report
     rc = build_and_report(cfg)
     if rc == 0:
-        _write_thumbnails(dataset)
+        # The build wrote the thumbnails from its own decode (--thumbnails, default
+        # 4): no second decode pass for the explorer.
         print(f"demo: done. The dataset is in {dataset} (see docs/pipeline.md for the "
               f"layout).", file=sys.stderr)
         print(explore_hint(dataset, ns.model), file=sys.stderr)
     return rc
-
-
-def _write_thumbnails(dataset: str) -> None:
-    """Thumbnails for the explorer, for the videos whose build did not keep them."""
-    counts = backfill(dataset)
-    if counts["written"]:
-        print(f"demo: wrote thumbnails of {counts['written']} videos for the explorer "
-              f"(decoded again: this build's decode step did not keep them)", file=sys.stderr)
 
 
 def explore_hint(dataset: str, model: str = "logistic") -> str:

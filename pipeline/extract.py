@@ -132,7 +132,9 @@ class ExtractVideos(beam.PTransform):
     def expand(self, root):
         c = self.config
         read = root | "ReadVideos" >> ReadVideos(c.videos)
-        feats = read["videos"] | "Features" >> CachedOrExtract(c.extraction())
+        # No cache here: the thumbnails (if asked for) go below OUT/thumbnails/.
+        feats = read["videos"] | "Features" >> CachedOrExtract(
+            c.extraction(), thumbnails_dir=c.output_dir)
         if c.compressed:
             # Loaded once, at the start of the run, and handed to the encoder as
             # side inputs, exactly as a build hands it the PCA it has just fit.

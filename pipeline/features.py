@@ -19,6 +19,7 @@ extracted in this run, by kind.
 """
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import apache_beam as beam
@@ -27,6 +28,7 @@ import numpy as np
 from yt8m import counters
 from yt8m.extractor.transforms import ExtractFeatures
 from yt8m.pipeline import cache as cache_lib
+from yt8m.pipeline import thumbnails as thumbs_lib
 from yt8m.pipeline.config import ExtractionSettings
 from yt8m.pipeline.progress import ProgressLog
 from yt8m.records import Video, VideoFeatures, warnings_from
@@ -127,6 +129,43 @@ class StoreCacheFn(beam.DoFn):
         yield vf.replace(features=cache_lib.as_cached(raw), frame_times=times, cache_path=path)
 
 
+class WriteThumbnailsFn(beam.DoFn):
+    """Publish the thumbnails an extracted video's decode kept; pass the video on without them.
+
+    They come from the frames decoded for the features (no second decode) and
+    go to ``pipeline.thumbnails``' layout below ``dest_dir`` (a build: its
+    feature cache; ``extract``: its output folder), one atomic write each. A
+    failed write is counted and logged, never a lost video: the explorer shows
+    a placeholder for a video without thumbnails.
+    """
+
+    def __init__(self, dest_dir: str, tmp_dir: Optional[str]):
+        self.dest_dir, self.tmp_dir = dest_dir, tmp_dir
+
+    def setup(self):
+        self.counters = counters.Counters()
+
+    def process(self, vf: VideoFeatures):
+        if vf.thumbnails is None:
+            self.counters.inc(counters.THUMBNAILS_VIDEOS_NONE)
+            yield vf
+            return
+        images, times = vf.thumbnails
+        try:
+            path = thumbs_lib.write_thumbnails(
+                self.dest_dir, vf.video_id, [thumbs_lib.shrink(im) for im in images], times,
+                tmp_dir=self.tmp_dir)
+        except (OSError, ValueError) as e:
+            logging.warning("thumbnails of %s not written: %s", vf.video_id, e)
+            self.counters.inc(counters.THUMBNAILS_WRITE_FAILURES)
+            path = None
+        if path:
+            self.counters.inc(counters.THUMBNAILS_VIDEOS_WRITTEN)
+            self.counters.inc(counters.THUMBNAILS_IMAGES_WRITTEN, len(images))
+        # The pictures are not needed downstream: do not carry them to the fit.
+        yield vf.replace(thumbnails=None)
+
+
 def _note_extract_failure(record, progress_dir: Optional[str]):
     ProgressLog(progress_dir).record("failed")
     return record
@@ -143,7 +182,8 @@ class CachedOrExtract(beam.PTransform):
     def __init__(self, extraction: Optional[ExtractionSettings], *,
                  cache_dir: Optional[str] = None, tmp_dir: Optional[str] = None,
                  model_info: Optional[dict] = None, progress_dir: Optional[str] = None,
-                 source_name: str = ""):
+                 source_name: str = "", thumbnails_dir: Optional[str] = None,
+                 thumbnails_tmp_dir: Optional[str] = None):
         super().__init__()
         if extraction is None and cache_dir is None:
             raise ValueError("CachedOrExtract needs a cache to read (resplit) or extraction "
@@ -157,6 +197,11 @@ class CachedOrExtract(beam.PTransform):
         self.model_info = dict(model_info or {})
         self.model_fp = cache_lib.model_fingerprint(model_info) if cache_dir else None
         self.progress_dir, self.source_name = progress_dir, source_name
+        # Thumbnails (when the extraction asks for some) go beside the cache by
+        # default; extract, which has no cache, names its output folder.
+        self.thumbnails_dir = thumbnails_dir or cache_dir
+        self.thumbnails_tmp_dir = thumbnails_tmp_dir or (tmp_dir if thumbnails_dir is None
+                                                         else None)
 
     def expand(self, videos):
         if self.cache_dir is None:
@@ -178,7 +223,15 @@ class CachedOrExtract(beam.PTransform):
         out = videos | "ExtractFeatures" >> ExtractFeatures(
             s.weights, batch_size=s.batch_size, fps=s.fps, max_seconds=s.max_seconds,
             size=s.size, decode_timeout_s=s.decode_timeout_s, on_decode_error=s.on_decode_error,
-            mixed_precision=s.mixed_precision, input_range=s.input_range)
+            mixed_precision=s.mixed_precision, input_range=s.input_range,
+            thumbnails=s.thumbnails, decode_device=s.decode_device, precision=s.precision)
+        features = out.features
+        if s.thumbnails:
+            if not self.thumbnails_dir:
+                raise ValueError("thumbnails were asked for but CachedOrExtract has no folder "
+                                 "for them (thumbnails_dir, or a cache)")
+            features = features | "WriteThumbnails" >> beam.ParDo(WriteThumbnailsFn(
+                self.thumbnails_dir, self.thumbnails_tmp_dir))
         failures = out.failures | "NoteExtractFailures" >> beam.Map(
             _note_extract_failure, self.progress_dir)
-        return {"features": out.features, "failures": failures}
+        return {"features": features, "failures": failures}

@@ -93,7 +93,9 @@ def resolve_model_info(cfg: BuildConfig) -> dict:
     """The feature model's identity, without building the network (fails fast)."""
     if cfg.model_info:
         return dict(cfg.model_info)
-    info = dict(weights_info(cfg.weights))
+    # `auto` precision is resolved here, once per run: the cache key, model.json
+    # and dataset_info.json all carry the resolved value.
+    info = dict(weights_info(cfg.weights, precision=cfg.precision))
     info["sampling"] = dict(FRAME_SAMPLING)
     return info
 
@@ -244,7 +246,7 @@ def check_extract_inputs(cfg: ExtractConfig) -> None:
 def run_extract(cfg: ExtractConfig, test_pipeline=None) -> ExtractOutcome:
     """Run ``extract`` and publish its outputs, model.json last; see the module docstring."""
     check_extract_inputs(cfg)
-    info = weights_info(cfg.weights, input_range=cfg.input_range,
+    info = weights_info(cfg.weights, input_range=cfg.input_range, precision=cfg.precision,
                         mixed_precision=cfg.mixed_precision)
     if info["random"]:
         print(RANDOM_NOTICE, file=sys.stderr)
@@ -264,7 +266,12 @@ def run_extract(cfg: ExtractConfig, test_pipeline=None) -> ExtractOutcome:
     model_json["extract"] = {"videos": cfg.videos, "batch_size": cfg.batch_size,
                              "compressed": cfg.compressed, "artifacts": cfg.artifacts,
                              "quantizer": cfg.quantizer, "succeeded": summary["succeeded"],
-                             "failed": summary["failed"]}
+                             "failed": summary["failed"],
+                             "precision": info.get("precision"),
+                             "decode_device": cfg.decode_device}
+    values = counters.read(result)
+    model_json["decode"] = report.decode_section(values, cfg.decode_device)
+    model_json["thumbnails"] = report.thumbnails_section(values, cfg.thumbnails, out)
     publish_extract(staging, out, cfg.compressed, model_json)
     return ExtractOutcome(result=result, summary=summary)
 

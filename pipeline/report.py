@@ -88,10 +88,36 @@ def dataset_info(*, output_dir: str, counts: dict, sizes: dict, fit: dict, flags
         "counters": dict(sorted(counter_values.items())),
         "resplit_from": resplit_from,
         "elapsed_s": round(elapsed_s, 3),
+        "decode": decode_section(counter_values, flags.get("decode_device", "cpu")),
+        "thumbnails": thumbnails_section(counter_values, flags.get("thumbnails", 0), cache_dir),
     }
     if starter_code is not None:  # pipeline.starter_code: what the released readers get right
         info["starter_code"] = starter_code
     return info
+
+
+def decode_section(values: dict, requested: str) -> dict:
+    """dataset_info ``decode``: what decoding this run's extracted videos took (Beam counters)."""
+    prefix, suffix = "decode_device_", "_videos"
+    by_device = {k[len(prefix):-len(suffix)]: v for k, v in sorted(values.items())
+                 if k.startswith(prefix) and k.endswith(suffix)}
+    return {"requested_device": requested, "videos_by_device": by_device,
+            "device_fallbacks": values.get(counters.DECODE_DEVICE_FALLBACKS, 0),
+            "packets": values.get(counters.DECODE_PACKETS, 0),
+            "packets_decoded": values.get(counters.DECODE_PACKETS_DECODED, 0),
+            "packets_skipped": values.get(counters.DECODE_PACKETS_SKIPPED, 0),
+            "frames_decoded": values.get(counters.DECODE_FRAMES_DECODED, 0),
+            "restarts": values.get(counters.DECODE_RESTARTS, 0)}
+
+
+def thumbnails_section(values: dict, per_video: int, root: str) -> dict:
+    """dataset_info ``thumbnails``: the JPEG strips this run wrote (``pipeline.thumbnails``)."""
+    from yt8m.pipeline.thumbnails import thumbnails_dir
+    return {"per_video": per_video, "dir": thumbnails_dir(root) if per_video else None,
+            "videos_written": values.get(counters.THUMBNAILS_VIDEOS_WRITTEN, 0),
+            "images_written": values.get(counters.THUMBNAILS_IMAGES_WRITTEN, 0),
+            "videos_without": values.get(counters.THUMBNAILS_VIDEOS_NONE, 0),
+            "write_failures": values.get(counters.THUMBNAILS_WRITE_FAILURES, 0)}
 
 
 def _top(reasons: dict, n: int = 3) -> str:

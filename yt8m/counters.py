@@ -41,6 +41,25 @@ VIDEOS_EXTRACTED = "videos_extracted"
 FRAMES_EXTRACTED = "frames_extracted"
 VIDEOS_WITH_DECODE_WARNINGS = "videos_with_decode_warnings"
 
+# pipeline: thumbnails written from the build's (or extract's) own decode
+THUMBNAILS_VIDEOS_WRITTEN = "thumbnails_videos_written"
+THUMBNAILS_IMAGES_WRITTEN = "thumbnails_images_written"
+THUMBNAILS_VIDEOS_NONE = "thumbnails_videos_none"        # the decode gave none (no frames)
+THUMBNAILS_WRITE_FAILURES = "thumbnails_write_failures"
+
+# extractor: what decoding took (extractor.decode.DecodeStats), summed over videos
+DECODE_PACKETS = "decode_packets"
+DECODE_PACKETS_DECODED = "decode_packets_decoded"
+DECODE_PACKETS_SKIPPED = "decode_packets_skipped"
+DECODE_FRAMES_DECODED = "decode_frames_decoded"
+DECODE_RESTARTS = "decode_restarts"
+DECODE_DEVICE_FALLBACKS = "decode_device_fallbacks"     # videos asked on a device, decoded on CPU
+
+
+def decode_device_videos(device: str) -> str:
+    """Videos decoded on ``device`` (``cpu``, ``cuda``)."""
+    return f"decode_device_{device}_videos"
+
 # compression and writing
 PCA_FIT_FRAMES = "pca_fit_frames"
 PCA_FIT_UNITS = "pca_fit_units"                    # syrk units summed exactly

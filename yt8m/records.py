@@ -169,6 +169,9 @@ class VideoFeatures:
     decode_warnings: tuple = ()
     cache_path: Optional[str] = None
     audio: Optional[np.ndarray] = None
+    # The decoder's thumbnails ``(images, times)`` until they are written
+    # beside the cache (``pipeline.features``); None once written, or none asked.
+    thumbnails: Optional[tuple] = None
 
     @property
     def video_id(self) -> str:

@@ -182,3 +182,46 @@ def test_empty_artifacts_folder_says_what_it_needs(manifest, tmp_path, capsys):
                      "--artifacts", str(tmp_path / "art")]) == 2
     err = capsys.readouterr().err
     assert "pca.npz" in err and "eigenvecs.npy" in err
+
+
+def test_extract_writes_no_thumbnails_by_default_and_records_decode(raw_run):
+    out = raw_run["out"]
+    assert not (out / "thumbnails").exists()
+    info = json.loads((out / "model.json").read_text())
+    assert info["precision"] == info["extract"]["precision"] == "float32"
+    assert info["thumbnails"]["per_video"] == 0 and info["thumbnails"]["videos_written"] == 0
+    d = info["decode"]
+    assert d["requested_device"] == "cpu" and d["videos_by_device"] == {"cpu": 2}
+    assert d["packets"] == d["packets_decoded"] + d["packets_skipped"] > 0
+
+
+def test_extract_thumbnails_and_decode_device(manifest, tmp_path, capsys):
+    """--thumbnails 2 --decode_device cuda: thumbnails from the one decode; without a CUDA
+    device the CPU decodes, and dataset statistics say so."""
+    from yt8m.extractor import hwdecode
+    from yt8m.pipeline import thumbnails as TH
+    out = tmp_path / "o"
+    code = cli.main(["--videos", str(manifest), "--output_dir", str(out), "--weights", "random",
+                     "--batch_size", "4", "--no_compress", "--thumbnails", "2",
+                     "--decode_device", "cuda", "--precision", "bfloat16"])
+    assert code == 0
+    for vid in ("a", "b"):
+        strip = TH.read_strip(str(out), vid)
+        assert strip is not None and strip.n == 2 and strip.video_id == vid
+    info = json.loads((out / "model.json").read_text())
+    assert info["precision"] == "bfloat16"
+    assert info["thumbnails"]["videos_written"] == 2 and info["thumbnails"]["images_written"] == 4
+    d = info["decode"]
+    assert d["requested_device"] == "cuda" and sum(d["videos_by_device"].values()) == 2
+    if hwdecode.hwaccel_for("cuda") is None:
+        assert d["videos_by_device"] == {"cpu": 2} and d["device_fallbacks"] == 2
+
+
+def test_mixed_precision_is_float16_and_conflicts_are_errors(manifest, tmp_path, capsys):
+    base = ["--videos", str(manifest), "--output_dir", str(tmp_path / "o"), "--no_compress"]
+    assert cli.parse(base + ["--mixed_precision"]).precision == "float16"
+    assert cli.parse(base).thumbnails == 0
+    assert cli.main(base + ["--mixed_precision", "--precision", "bfloat16"]) == 2
+    assert "contradicts" in capsys.readouterr().err
+    assert cli.main(base + ["--thumbnails", "-2"]) == 2
+    assert "--thumbnails must be" in capsys.readouterr().err

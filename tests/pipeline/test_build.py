@@ -268,3 +268,65 @@ def test_killed_and_rerun_build_equals_uninterrupted(built, corpus, tmp_path):
             for key in a.files:
                 np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6)
     assert not (out / ".tmp" / "build").exists()
+
+
+def test_build_writes_thumbnails_from_its_own_decode(built, corpus):
+    """--thumbnails (build default 4): JPEG strips beside the cache, counted in dataset_info."""
+    from yt8m.pipeline import thumbnails as TH
+    info = json.loads((built / "dataset_info.json").read_text())
+    assert info["flags"]["thumbnails"] == 4
+    strips = {vid: TH.read_strip(str(built / "cache"), vid) for vid in corpus.good}
+    assert all(s is not None for s in strips.values()), strips
+    for vid, strip in strips.items():
+        # 3 s at 1 fps: 3 samples, so at most 3 thumbnails; upright, aspect kept (64x48).
+        assert 1 <= strip.n <= 4 and strip.video_id == vid
+        assert strip.width * 48 == strip.height * 64
+    t = info["thumbnails"]
+    assert t["per_video"] == 4 and t["write_failures"] == 0
+    assert t["videos_written"] == len(corpus.good)
+    assert t["images_written"] == sum(s.n for s in strips.values())
+
+
+def test_dataset_info_records_decode_and_precision(built, corpus):
+    info = json.loads((built / "dataset_info.json").read_text())
+    d = info["decode"]
+    assert d["requested_device"] == "cpu" and d["device_fallbacks"] == 0
+    assert d["videos_by_device"] == {"cpu": len(corpus.good)}
+    assert d["packets"] == d["packets_decoded"] + d["packets_skipped"] > 0
+    assert d["frames_decoded"] >= len(corpus.good) * corpus.frames_per_video
+    model = json.loads((built / "artifacts" / "model.json").read_text())
+    assert model["precision"] == info["model"]["precision"] == "float32"
+    assert info["flags"]["precision"] == "float32"
+
+
+def test_precision_is_part_of_the_cache_key(corpus, tmp_path):
+    from yt8m.pipeline.cache import model_fingerprint
+    from yt8m.pipeline.cli import parse_build_args
+    from yt8m.pipeline.launch import resolve_model_info
+    keys = {}
+    for p in ("float32", "bfloat16", "float16"):
+        cfg, _ = parse_build_args(build_argv(corpus, tmp_path / p, "--precision", p))
+        info = resolve_model_info(cfg)
+        assert info["precision"] == p and cfg.extraction(info).precision == p
+        keys[p] = model_fingerprint(info)
+    assert len(set(keys.values())) == 3
+    cfg, _ = parse_build_args(build_argv(corpus, tmp_path / "auto", "--precision", "auto"))
+    assert resolve_model_info(cfg)["precision"] in ("float32", "bfloat16", "float16")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--thumbnails", "-1"], "--thumbnails must be a whole number"),
+    (["--thumbnails", "99"], "--thumbnails must be a whole number"),
+])
+def test_bad_decode_flags_are_usage_errors(corpus, tmp_path, extra, needle):
+    from yt8m.pipeline.cli import parse_build_args
+    with pytest.raises(ValueError, match=needle):
+        parse_build_args(build_argv(corpus, tmp_path / "o", *extra))
+
+
+def test_build_decode_flags_reach_the_extraction(corpus, tmp_path):
+    from yt8m.pipeline.cli import parse_build_args
+    cfg, _ = parse_build_args(build_argv(corpus, tmp_path / "o", "--thumbnails", "0",
+                                         "--decode_device", "cuda"))
+    s = cfg.extraction({"precision": "float32"})
+    assert (s.thumbnails, s.decode_device, cfg.flags()["decode_device"]) == (0, "cuda", "cuda")
