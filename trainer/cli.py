@@ -74,6 +74,10 @@ def build_train_parser() -> argparse.ArgumentParser:
                    help="skip the PCA-whitening + L2 normalisation of video features (4.2.2)")
     p.add_argument("--whiten_components", type=int,
                    help="components kept by the video-feature whitening (default min(D, N-1))")
+    p.add_argument("--whiten_shrinkage", default="oas",
+                   help="shrinkage of the whitening's covariance towards a multiple of I: 'oas' "
+                        "(default: chosen from the data, Oracle Approximating Shrinkage), 'none' "
+                        "(plain whitening, for millions of videos) or a number in [0, 1]")
     p.add_argument("--max_frames", type=int, default=D.DEFAULT_MAX_FRAMES)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch_size", type=int, help="default: 32 (section 4.3)")
@@ -112,7 +116,8 @@ def config_from_args(ns: argparse.Namespace):
                        artifacts_dir=ns.artifacts, pca_path=ns.pca, num_classes=ns.num_classes,
                        video_features=ns.video_features, feature_names=features,
                        stats_space=ns.stats_space, normalize=not ns.no_normalize,
-                       whiten_components=ns.whiten_components, max_frames=ns.max_frames,
+                       whiten_components=ns.whiten_components,
+                       whiten_shrinkage=ns.whiten_shrinkage, max_frames=ns.max_frames,
                        epochs=ns.epochs, batch_size=ns.batch_size, learning_rate=ns.learning_rate,
                        optimizer=ns.optimizer, model_params=params, seed=ns.seed, top_k=ns.top_k,
                        cache_dir=ns.cache_dir, verbose=ns.verbose)

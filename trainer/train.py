@@ -60,6 +60,7 @@ class TrainConfig:
     normalize: bool = True
     whiten_components: Optional[int] = None
     whiten_epsilon: float = 1e-4
+    whiten_shrinkage: str = "oas"           # "oas" (chosen from the data), "none" or a number
     max_frames: int = D.DEFAULT_MAX_FRAMES
     epochs: int = 5
     batch_size: Optional[int] = None
@@ -213,6 +214,17 @@ def _to_fit(ds, built: MD.Built):
     return ds.map(lambda x, y, i: (x, y))
 
 
+def _shrinkage_arg(value):
+    """``--whiten_shrinkage``: "oas" / "none" stay names, anything else is a number."""
+    if isinstance(value, str) and value not in ("oas", "none"):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"--whiten_shrinkage must be 'oas', 'none' or a number in [0, 1], "
+                             f"got {value!r}") from None
+    return value
+
+
 def _clean(metrics: dict) -> dict:
     """NaN (a metric with nothing to measure) becomes null in JSON."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
@@ -240,7 +252,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         if cfg.normalize:
             whitening = D.FeatureWhitening.fit(
                 D.collect_video_features(plan.train, spec, info=plan.info),
-                n_components=cfg.whiten_components, epsilon=cfg.whiten_epsilon)
+                n_components=cfg.whiten_components, epsilon=cfg.whiten_epsilon,
+                shrinkage=_shrinkage_arg(cfg.whiten_shrinkage))
             whitening.save(os.path.join(run, WHITENING_FILE))
             spec.whitening_path = WHITENING_FILE
         input_dim = whitening.out_dim if whitening else D.feature_dim(spec, plan.info)
@@ -296,6 +309,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "eval_examples_per_s": ev["examples_per_s"], "split": "validate",
                     "model": cfg.model, "final_loss": losses[-1] if losses else None})
     metrics = _clean(metrics)
+    # What the 4.2.2 normalisation chose from the data (shrinkage, components).
+    metrics["whitening"] = dict(whitening.info) if whitening else None
     _write_tensorboard_metrics(logs, metrics)
 
     # The submission file: the test split when the data has one, else validate.

@@ -36,6 +36,10 @@ def test_train_writes_the_run_directory(moe_run, build_dir):
     # 6 separable classes, chance Hit@1 ~ 0.25: a trained MoE does far better
     assert m["hit_at_1"] > 0.6 and m["map"] > 0.6
     assert m["examples_per_s"] > 0
+    # what the 4.2.2 normalisation chose from the data is on record
+    wh = m["whitening"]
+    assert wh["method"] == "oas" and 0.0 <= wh["shrinkage"] <= 1.0
+    assert wh["components"] >= 1 and wh["train_videos"] > 0
     # challenge format, on the test split (no labels there)
     rows = list(csv.reader(open(os.path.join(moe_run, "predictions.csv"))))
     assert rows[0] == ["VideoId", "LabelConfidencePairs"]
