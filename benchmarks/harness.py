@@ -173,7 +173,10 @@ def cost_model(figures: list[dict]) -> Optional[dict]:
         out["post_extraction"] = {
             "s_per_video": per_frame * frames_per_video, "source": post["name"],
             "worker_hours": per_frame * PAPER_FRAMES / 3600.0,
-            "memory": "per-worker peak flat in the number of videos (scale_peak_mb_ratio)",
+            "memory": (f"per-worker peak {by['scale_peak_mb_ratio']['value']}x from the "
+                       f"smallest to the largest size (scale_peak_mb_ratio, "
+                       f"{by['scale_peak_mb_ratio'].get('note', '')})"
+                       if "scale_peak_mb_ratio" in by else "peak memory not measured"),
             "note": "extrapolated linearly from the scale simulation; one 2-core process"}
     return out if len(out) > 2 else None
 
