@@ -78,10 +78,6 @@ def build_train_parser() -> argparse.ArgumentParser:
                    help="shrinkage of the whitening's covariance towards a multiple of I: 'oas' "
                         "(default: chosen from the data, Oracle Approximating Shrinkage), 'none' "
                         "(plain whitening, for millions of videos) or a number in [0, 1]")
-    p.add_argument("--whiten_shrinkage", default="oas",
-                   help="shrinkage of the whitening covariance towards its mean variance: 'oas' "
-                        "(default: chosen from N and the spectrum, recorded in metrics.json), "
-                        "'none' (plain whitening) or a number in [0, 1]")
     p.add_argument("--max_frames", type=int, default=D.DEFAULT_MAX_FRAMES)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch_size", type=int, help="default: 32 (section 4.3)")
@@ -125,19 +121,6 @@ def config_from_args(ns: argparse.Namespace):
                        epochs=ns.epochs, batch_size=ns.batch_size, learning_rate=ns.learning_rate,
                        optimizer=ns.optimizer, model_params=params, seed=ns.seed, top_k=ns.top_k,
                        cache_dir=ns.cache_dir, verbose=ns.verbose)
-
-
-def _shrinkage(text: str):
-    if text in ("oas", "none"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"--whiten_shrinkage must be 'oas', 'none' or a number in [0, 1], "
-                         f"got {text!r}")
-    return value
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:

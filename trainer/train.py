@@ -61,7 +61,6 @@ class TrainConfig:
     normalize: bool = True
     whiten_components: Optional[int] = None
     whiten_epsilon: float = 1e-4
-    whiten_shrinkage: object = "oas"         # "oas" (chosen from the data), "none" or a number
     whiten_shrinkage: str = "oas"           # "oas" (chosen from the data), "none" or a number
     max_frames: int = D.DEFAULT_MAX_FRAMES
     epochs: int = 5
@@ -345,8 +344,6 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "train_examples": n_train, "epochs": cfg.epochs, "train_seconds": fit_s,
                     "eval_examples_per_s": ev["examples_per_s"], "split": "validate",
                     "model": cfg.model, "final_loss": losses[-1] if losses else None})
-    # What the 4.2.2 normalisation chose on this train split (None: not used).
-    metrics["whitening"] = dict(whitening.info) if whitening else None
     metrics = _clean(metrics)
     # What the 4.2.2 normalisation chose from the data (shrinkage, components).
     metrics["whitening"] = dict(whitening.info) if whitening else None
