@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from yt8m.trainer import data as D
+from yt8m.trainer import guard as G
 from yt8m.trainer import metrics as M
 from yt8m.trainer import models as MD
 from yt8m.trainer.tb import EpochLogger, ScalarWriter
@@ -230,6 +231,33 @@ def _clean(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
+class TrainingDiverged(FloatingPointError):
+    """The run diverged: RUN/metrics.json says so (status "diverged") and no
+    model.keras or predictions.csv was written."""
+
+
+def _diverged(run: str, verdict: G.Verdict, cfg: TrainConfig, lr: float, batch_size: int,
+              metrics: dict) -> TrainingDiverged:
+    """Record the divergence in metrics.json, say it on the console, and
+    return the error to raise (the CLI turns it into a non-zero exit)."""
+    todo = G.advice(lr, batch_size)
+    # JSON has no NaN/Inf: non-finite losses are written as their names.
+    metrics = {k: ([x if math.isfinite(x) else str(x) for x in v] if k == "losses" else v)
+               for k, v in metrics.items()}
+    if isinstance(metrics.get("final_loss"), float) and not math.isfinite(metrics["final_loss"]):
+        metrics["final_loss"] = str(metrics["final_loss"])
+    out = _clean({**metrics, "status": G.STATUS_DIVERGED, "diverged_reason": verdict.reason,
+                  "what_to_change": todo, "model": cfg.model, "learning_rate": lr,
+                  "batch_size": batch_size})
+    D.write_json_atomic(os.path.join(run, "metrics.json"), out)
+    for stale in (MODEL_FILE, "predictions.csv"):   # a rerun into the same folder
+        if os.path.exists(os.path.join(run, stale)):
+            os.remove(os.path.join(run, stale))
+    # The CLI prints the message (stderr) and exits non-zero.
+    return TrainingDiverged(f"training {cfg.model} DIVERGED: {verdict.reason}. No model was "
+                            f"written; {todo}. Details in {run}/metrics.json")
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train ``cfg.model`` and write the run directory (see the module docstring)."""
     import tensorflow as tf
@@ -269,7 +297,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                               tile_labels=built.tile_labels, whitening=whitening,
                               info=plan.info, cache=cache)
     logs = os.path.join(run, "logs")
-    callbacks = [EpochLogger(os.path.join(logs, "train"))]
+    # TerminateOnNaN: stop at the first non-finite batch loss, not 5 epochs later.
+    callbacks = [EpochLogger(os.path.join(logs, "train")), keras.callbacks.TerminateOnNaN()]
     n_train = _count_records(plan.train)
     if n_train == 0:
         raise D.DataError(f"the train files {plan.train[:3]}... hold no records")
@@ -280,17 +309,17 @@ def train(cfg: TrainConfig) -> TrainResult:
                                     callbacks=callbacks, verbose=cfg.verbose, shuffle=False)
     fit_s = time.perf_counter() - t0
     losses = [float(v) for v in history.history.get("loss", [])]
-    if losses and not all(math.isfinite(v) for v in losses):
-        raise FloatingPointError(f"training diverged (loss {losses}); lower --learning_rate "
-                                 f"(now {lr})")
+    verdict = G.loss_verdict(losses)
+    if verdict.diverged:
+        raise _diverged(run, verdict, cfg, lr, batch_size, {"final_loss": losses[-1],
+                                                            "losses": losses})
 
-    # Save the scoring model and the spec before evaluating, so a run that
-    # fails later still leaves a usable model.
+    # The scoring model goes to a temporary name first: it becomes model.keras
+    # only once its validate scores pass the divergence check.
     _copy_artifacts(spec, run)
     model_path = os.path.join(run, MODEL_FILE)
     tmp = os.path.join(run, "model.tmp.keras")
     built.model.save(tmp)
-    os.replace(tmp, model_path)
     run_config = {"model": cfg.model, "model_params": model_obj.config(),
                   "input_dim": input_dim, "input_spec": spec.to_json(),
                   "training": {"epochs": cfg.epochs, "batch_size": batch_size,
@@ -298,11 +327,18 @@ def train(cfg: TrainConfig) -> TrainResult:
                                "train_files": plan.train, "eval_files": plan.eval,
                                "normalize": cfg.normalize},
                   "losses": losses}
-    D.write_json_atomic(os.path.join(run, RUN_CONFIG), run_config)
 
     spec_run = D.InputSpec.from_json(spec.to_json(), base_dir=run)
     ev = _evaluate(built.model, spec_run, plan.eval, whitening, batch_size=max(batch_size, 64),
                    top_k=cfg.top_k, info=None)
+    verdict = ev["health"].verdict()
+    if verdict.diverged:
+        os.remove(tmp)
+        raise _diverged(run, verdict, cfg, lr, batch_size,
+                        {"final_loss": losses[-1] if losses else None, "losses": losses,
+                         "score_health": ev["health"].summary()})
+    os.replace(tmp, model_path)
+    D.write_json_atomic(os.path.join(run, RUN_CONFIG), run_config)
     metrics = dict(ev["metrics"])
     metrics.update({"examples_per_s": n_train * cfg.epochs / fit_s if fit_s > 0 else None,
                     "train_examples": n_train, "epochs": cfg.epochs, "train_seconds": fit_s,
@@ -311,6 +347,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     metrics = _clean(metrics)
     # What the 4.2.2 normalisation chose from the data (shrinkage, components).
     metrics["whitening"] = dict(whitening.info) if whitening else None
+    metrics["status"] = G.STATUS_OK
+    metrics["score_health"] = ev["health"].summary()
     _write_tensorboard_metrics(logs, metrics)
 
     # The submission file: the test split when the data has one, else validate.
@@ -365,6 +403,7 @@ def _evaluate(model, spec: D.InputSpec, files: Sequence[str], whitening, *, batc
                         info=info)
     import tensorflow as tf
     acc = M.EvaluationAccumulator(spec.num_classes, hit_ks=(1, 5), top_k=top_k)
+    health = G.ScoreHealth(spec.num_classes)
     top: list = []
     n = 0
     # Batches differ in length (frames, the last batch): one relaxed trace.
@@ -373,12 +412,15 @@ def _evaluate(model, spec: D.InputSpec, files: Sequence[str], whitening, *, batc
     for inputs, labels, ids in ds:
         p = score(inputs).numpy()
         n += len(p)
+        health.add(p)
+        if metrics and health.non_finite:
+            continue        # NaN scores: the divergence guard reports them, not the metrics
         if metrics:
             acc.add(p, labels.numpy())
         idx, scores = M.top_k_predictions(p, top_k)
         top.extend(zip([i.decode("utf-8") for i in ids.numpy()], idx, scores))
     secs = time.perf_counter() - t0
-    return {"metrics": acc.result() if metrics else {}, "top": top,
+    return {"metrics": acc.result() if metrics else {}, "top": top, "health": health,
             "examples_per_s": n / secs if secs > 0 else None}
 
 

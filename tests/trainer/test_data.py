@@ -237,3 +237,23 @@ def test_shrunk_whitening_keeps_a_weak_signal_that_plain_whitening_drowns(tmp_pa
     np.testing.assert_allclose(back.matrix, w.matrix)
     with pytest.raises(ValueError, match="shrinkage"):
         D.FeatureWhitening.fit([xt], shrinkage="ledoit")
+
+
+def test_whitening_shrinkage_is_chosen_from_the_data_and_saved(tmp_path):
+    from sklearn.covariance import oas
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 40)) * np.linspace(0.5, 3.0, 40)
+    # The spectrum-only OAS equals sklearn's (which uses the biased covariance).
+    vals = np.linalg.eigvalsh(np.cov(x.T, bias=True))
+    assert abs(D.oas_shrinkage(vals, 300, 40) - oas(x)[1]) < 1e-9
+    # Few videos for the dimension: strong shrinkage; many: little.
+    small = D.FeatureWhitening.fit([rng.standard_normal((60, 40))])
+    large = D.FeatureWhitening.fit([rng.standard_normal((20000, 40)) * np.linspace(0.5, 3.0, 40)])
+    assert small.info["method"] == "oas" and small.shrinkage > 0.5
+    assert large.shrinkage < 0.05
+    assert small.info["train_videos"] == 60 and small.info["components"] == small.out_dim
+    path = str(tmp_path / "w.npz")
+    small.save(path)
+    back = D.FeatureWhitening.load(path)
+    assert back.shrinkage == small.shrinkage and back.info == small.info
+    np.testing.assert_allclose(back.matrix, small.matrix)
