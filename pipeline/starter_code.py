@@ -5,8 +5,8 @@ record layout as ours (``pipeline.schema``), but make four assumptions a build
 may break, silently for the first:
 
 * frame-level bytes are dequantized as uniform [-2, 2]:
-  ``bytes * 4/255 + (4/512 - 2)``. Only ``--quantizer uniform`` (and builds
-  re-encoded by ``convert``) have those levels; the default Lloyd-Max codebook
+  ``bytes * 4/255 + (4/512 - 2)``. Only ``--quantizer uniform`` builds have those
+  levels; the default Lloyd-Max codebook
   reads back wrong (no error, wrong numbers). Video-level ``mean_rgb`` is
   stored as floats, so it reads back right whatever the codebook;
 * labels become a 3,862-wide vector: a label id >= 3,862 fails;
@@ -69,7 +69,7 @@ def starter_code_section(out: str, quantizer: Optional[Quantizer], entities: Opt
                          max_frames: Optional[int]) -> dict:
     """dataset_info.json's ``starter_code``: per layout, whether the released starter code
     reads it correctly, and its limits against this build. ``max_frames`` is the most
-    frames a video of this build can have (sampling fps x max seconds, or a convert's cap)."""
+    frames a video of this build can have (sampling fps x max seconds)."""
     audio = audio_presence(out)
     exact = quantizer is not None and is_released_codebook(quantizer)
     err = None if quantizer is None else round(dequantize_error(quantizer), 6)
@@ -79,7 +79,7 @@ def starter_code_section(out: str, quantizer: Optional[Quantizer], entities: Opt
                   if exact else
                   f"bytes index a non-uniform codebook (artifacts/quantizer.npz): the released "
                   f"Dequantize misreads them by up to {err} (no error raised); rebuild with "
-                  f"--quantizer uniform or run `run_pipeline.py convert`")
+                  f"--quantizer uniform (a resplit of this build reuses its cached features)")
     return {
         "layouts": {
             "video": {"dequantized_correctly": True, "features": ["mean_rgb"]
@@ -94,7 +94,7 @@ def starter_code_section(out: str, quantizer: Optional[Quantizer], entities: Opt
                         "within_limit": classes_ok},
         "max_frames": {"limit": STARTER_MAX_FRAMES, "build": max_frames,
                        "within_limit": frames_ok},
-        "docs": "docs/starter-code.md",
+        "docs": "docs/compression.md",
     }
 
 
@@ -104,13 +104,12 @@ def summary_line(section: dict) -> str:
     parts = ["video level yes",
              "frame level " + ("yes" if frame["dequantized_correctly"] else
                                f"NO (non-uniform bytes, Dequantize off by up to "
-                               f"{frame['dequantize_max_error']}; use --quantizer uniform or "
-                               f"convert)")]
+                               f"{frame['dequantize_max_error']}; use --quantizer uniform)")]
     if not section["num_classes"]["within_limit"]:
         parts.append(f"{section['num_classes']['build']} classes > "
                      f"{STARTER_NUM_CLASSES}")
     if not section["max_frames"]["within_limit"]:
-        parts.append(f"frames beyond {STARTER_MAX_FRAMES} dropped (--max_frames)")
+        parts.append(f"frames beyond {STARTER_MAX_FRAMES} not read")
     if not (section["audio"]["frame"] or section["audio"]["video"]):
         parts.append("no audio (--feature_names rgb / mean_rgb)")
-    return "  starter code: " + "; ".join(parts) + " (docs/starter-code.md)"
+    return "  starter code: " + "; ".join(parts) + " (docs/compression.md)"

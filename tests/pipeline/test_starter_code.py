@@ -133,7 +133,7 @@ def test_default_build_is_misread_and_dataset_info_says_so(default_build):
     assert frame_err > 4.0 / 255.0  # more than one uniform step: not a rounding matter
     assert frame_err <= sc["layouts"]["frame"]["dequantize_max_error"] + 1e-6
     assert mean_err > 4.0 / 255.0
-    assert "convert" in sc["layouts"]["frame"]["note"]
+    assert "--quantizer uniform" in sc["layouts"]["frame"]["note"]
 
 
 def test_limits_and_audio_are_stated(default_build):
