@@ -44,6 +44,9 @@ class ExtractionSettings:
     on_decode_error: str = "keep"
     mixed_precision: bool = False
     input_range: Optional[str] = None
+    # VGGish weights when audio features are extracted (pipeline.audio.AudioPlan), else None.
+    audio_weights: Optional[str] = None
+    audio_mode: str = "optional"
 
     def __post_init__(self):
         if not self.weights:
@@ -77,6 +80,9 @@ class BuildConfig:
     cache_dir: Optional[str] = None       # default OUT/cache
     model_info: Optional[dict] = None     # default: from the weights
     beam_args: list = field(default_factory=list)
+    # --audio off|optional|required and --audio_weights (pipeline.audio).
+    audio: str = "optional"
+    audio_weights: Optional[str] = None
 
     def flags(self) -> dict:
         """The flags as dataset_info.json records them."""
@@ -117,6 +123,9 @@ class ExtractConfig:
     mixed_precision: bool = False
     input_range: Optional[str] = None
     beam_args: list = field(default_factory=list)
+    # --audio off|optional|required and --audio_weights (pipeline.audio).
+    audio: str = "optional"
+    audio_weights: Optional[str] = None
 
     @property
     def compressed(self) -> bool:
