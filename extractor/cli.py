@@ -34,6 +34,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from yt8m.pipeline import audio as audio_lib
 from yt8m import fs
 from yt8m.extractor.weights import WeightsError
 from yt8m.pipeline import report
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run Keras weights in mixed_float16 (GPUs)")
     p.add_argument("--input_range", choices=("symmetric", "unit", "uint8"),
                    help="override the input scaling the weights source gets by default")
+    audio_lib.add_arguments(p)
     return p
 
 
@@ -110,7 +112,8 @@ def parse(argv: Sequence[str]) -> ExtractConfig:
                          decode_timeout_s=ns.decode_timeout_s,
                          on_decode_error=ns.on_decode_error, num_shards=ns.num_shards,
                          mixed_precision=ns.mixed_precision, input_range=ns.input_range,
-                         beam_args=list(beam_args))
+                         beam_args=list(beam_args), audio=ns.audio,
+                         audio_weights=ns.audio_weights, audio_pca=ns.audio_pca)
 
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):

@@ -116,3 +116,61 @@ def resolve_audio(mode: str = DEFAULT_AUDIO_MODE, weights: Optional[str] = None,
     return AudioPlan(mode, "skipped", reason=reason, notice=(
         f"audio: building WITHOUT audio features: {reason}. Pass --audio off to silence "
         f"this notice."))
+
+
+def add_arguments(parser) -> None:
+    """``--audio``, ``--audio_weights``, ``--audio_pca`` (build and extract share them)."""
+    parser.add_argument("--audio", choices=AUDIO_MODES, default=DEFAULT_AUDIO_MODE,
+                        help="audio features: off, optional (default: zeros and a flagged, "
+                             "counted reason for videos without usable sound; skipped with a "
+                             "notice when no VGGish weights are found) or required")
+    parser.add_argument("--audio_weights", default=None,
+                        help=f"VGGish weights: vggish_model.ckpt, a TF-Hub/SavedModel dir, a "
+                             f".keras file or random (tests); default ${VGGISH_DIR_ENV} or "
+                             f"~/.cache/yt8m/vggish/{CHECKPOINT_NAME}")
+    parser.add_argument("--audio_pca", default=None,
+                        help=f"the released {PCA_PARAMS_NAME} (default: next to the weights)")
+
+
+def with_plan(cfg, plan: AudioPlan):
+    """``cfg`` (BuildConfig or ExtractConfig) with the resolved weights, or audio off."""
+    import dataclasses
+    if not plan.enabled:
+        return dataclasses.replace(cfg, audio="off", audio_weights=None)
+    return dataclasses.replace(cfg, audio=plan.mode, audio_weights=plan.weights)
+
+
+def released_compression(plan: AudioPlan, audio_pca: Optional[str]):
+    """The released VGGish post-processing for ``plan`` (PCA, clip [-2, 2], 8 bits), or
+    ``(None, reason)`` when there is no PCA file; ``(codec, None)`` otherwise."""
+    from yt8m.compression.audio import AudioCompression
+    path = audio_pca or plan.pca_params
+    if not path:
+        return None, (f"no VGGish PCA parameters: pass --audio_pca /path/to/{PCA_PARAMS_NAME} "
+                      f"(or put it next to the weights / in ${VGGISH_DIR_ENV})")
+    if not os.path.isfile(path):
+        return None, f"--audio_pca {path!r} does not exist"
+    try:
+        return AudioCompression.released(path), None
+    except (ValueError, OSError, KeyError) as e:
+        return None, f"{path}: not VGGish PCA parameters ({e})"
+
+
+def finish_plan(plan: AudioPlan, audio_pca: Optional[str], compressed: bool = True):
+    """The plan and its compression: a plan whose post-processing cannot be
+    loaded is skipped (optional) or an error (required), like missing weights."""
+    if not plan.enabled:
+        return plan, None
+    if compressed:
+        codec, reason = released_compression(plan, audio_pca)
+    else:
+        codec, reason = None, ("--no_compress writes the raw rgb features only (raw audio "
+                               "embeddings are not written)")
+    if codec is not None:
+        return AudioPlan(plan.mode, "on", plan.weights, audio_pca or plan.pca_params,
+                         notice=plan.notice), codec
+    if plan.mode == "required":
+        raise UsageError(f"--audio required: {reason}; or pass --audio optional / off")
+    return AudioPlan(plan.mode, "skipped", reason=reason, notice=(
+        f"audio: building WITHOUT audio features: {reason}. Pass --audio off to silence "
+        f"this notice.")), None

@@ -83,6 +83,7 @@ class BuildConfig:
     # --audio off|optional|required and --audio_weights (pipeline.audio).
     audio: str = "optional"
     audio_weights: Optional[str] = None
+    audio_pca: Optional[str] = None
 
     def flags(self) -> dict:
         """The flags as dataset_info.json records them."""
@@ -98,7 +99,10 @@ class BuildConfig:
         sampling = model_info.get("sampling") or FRAME_SAMPLING
         return ExtractionSettings(self.weights, batch_size=self.batch_size,
                                   fps=sampling["fps"], max_seconds=sampling["max_seconds"],
-                                  size=sampling["size"], decode_timeout_s=self.decode_timeout_s)
+                                  size=sampling["size"], decode_timeout_s=self.decode_timeout_s,
+                                  audio_weights=(self.audio_weights if self.audio != "off"
+                                                 else None),
+                                  audio_mode=self.audio)
 
 
 @dataclass
@@ -126,6 +130,7 @@ class ExtractConfig:
     # --audio off|optional|required and --audio_weights (pipeline.audio).
     audio: str = "optional"
     audio_weights: Optional[str] = None
+    audio_pca: Optional[str] = None
 
     @property
     def compressed(self) -> bool:
@@ -137,7 +142,10 @@ class ExtractConfig:
                                   decode_timeout_s=self.decode_timeout_s,
                                   on_decode_error=self.on_decode_error,
                                   mixed_precision=self.mixed_precision,
-                                  input_range=self.input_range)
+                                  input_range=self.input_range,
+                                  audio_weights=(self.audio_weights if self.audio != "off"
+                                                 else None),
+                                  audio_mode=self.audio)
 
 
 # ---------------------------------------------------------------------------

@@ -178,7 +178,9 @@ class CachedOrExtract(beam.PTransform):
         out = videos | "ExtractFeatures" >> ExtractFeatures(
             s.weights, batch_size=s.batch_size, fps=s.fps, max_seconds=s.max_seconds,
             size=s.size, decode_timeout_s=s.decode_timeout_s, on_decode_error=s.on_decode_error,
-            mixed_precision=s.mixed_precision, input_range=s.input_range)
+            mixed_precision=s.mixed_precision, input_range=s.input_range,
+            audio_weights=s.audio_weights,
+            audio=s.audio_mode if s.audio_mode in ("optional", "required") else "optional")
         failures = out.failures | "NoteExtractFailures" >> beam.Map(
             _note_extract_failure, self.progress_dir)
         return {"features": out.features, "failures": failures}
