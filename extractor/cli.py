@@ -35,6 +35,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from yt8m.pipeline import audio as audio_lib
 from yt8m import fs
 from yt8m.extractor.weights import WeightsError
 from yt8m.pipeline import report
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_decode_flags(p, 0)
     p.add_argument("--input_range", choices=("symmetric", "unit", "uint8"),
                    help="override the input scaling the weights source gets by default")
+    audio_lib.add_arguments(p)
     return p
 
 
@@ -123,7 +125,8 @@ def parse(argv: Sequence[str]) -> ExtractConfig:
                          on_decode_error=ns.on_decode_error, num_shards=ns.num_shards,
                          input_range=ns.input_range, beam_args=list(beam_args),
                          thumbnails=ns.thumbnails, decode_device=ns.decode_device,
-                         precision=precision)
+                         precision=precision,
+                         audio=ns.audio, audio_weights=ns.audio_weights, audio_pca=ns.audio_pca)
 
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):

@@ -45,9 +45,12 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.utils.windowed_value import WindowedValue
 
 from yt8m import counters
+from yt8m.extractor import logmel
+from yt8m.extractor.audio_handler import AudioKey, VGGishModelHandler
 from yt8m.extractor.decode import DEVICES, THUMBNAIL_SIZE, DecodeError, sample_frames
 from yt8m.extractor.handler import InceptionModelHandler
-from yt8m.records import FailureRecord, Video, VideoFeatures
+from yt8m.extractor.vggish import EMBEDDING_DIM
+from yt8m.records import DecodeWarning, FailureRecord, Video, VideoFeatures
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +90,14 @@ class DecodeVideoFn(beam.DoFn):
     def __init__(self, fps: float = 1.0, max_seconds: float = 360.0, size: int = 299,
                  timeout_s: Optional[float] = None, on_error: str = "keep",
                  prefetch: int = 1, thumbnails: int = 0,
-                 thumbnail_size: int = THUMBNAIL_SIZE, decode_device: str = "cpu"):
+                 thumbnail_size: int = THUMBNAIL_SIZE, decode_device: str = "cpu",
+                 audio: Optional[str] = None):
         self.fps, self.max_seconds, self.size = fps, max_seconds, size
         self.timeout_s, self.on_error, self.prefetch = timeout_s, on_error, int(prefetch)
         self.thumbnails, self.thumbnail_size = int(thumbnails), int(thumbnail_size)
         self.decode_device = decode_device
+        # None: no audio; "optional" / "required": see ExtractFeatures.
+        self.audio = audio
 
     def setup(self):
         self._decoded = counters.counter(counters.EXTRACT_VIDEOS_DECODED)
@@ -142,11 +148,15 @@ class DecodeVideoFn(beam.DoFn):
                                  f"video {video.video_id!r} has no uri: give every manifest "
                                  f"row the path or URI of its video file")
         try:
-            return sample_frames(video.uri, fps=self.fps, max_seconds=self.max_seconds,
-                                 size=self.size, timeout_s=self.timeout_s,
-                                 on_error=self.on_error, thumbnails=self.thumbnails,
-                                 thumbnail_size=self.thumbnail_size,
-                                 decode_device=self.decode_device)
+            result = sample_frames(video.uri, fps=self.fps, max_seconds=self.max_seconds,
+                                   size=self.size, timeout_s=self.timeout_s,
+                                   on_error=self.on_error, thumbnails=self.thumbnails,
+                                   thumbnail_size=self.thumbnail_size,
+                                   decode_device=self.decode_device,
+                                   audio=self.audio is not None)
+            if self.audio is None:
+                return result
+            return result, self._audio_examples(video, result)
         except DecodeError as e:
             return video.failure("decode", e.kind, str(e))
         except Exception as e:  # noqa: BLE001 - a per-video problem never stops a build
@@ -154,31 +164,68 @@ class DecodeVideoFn(beam.DoFn):
             return video.failure("decode", "unexpected",
                                  f"{video.uri}: unexpected {type(e).__name__}: {e}")
 
+    def _audio_examples(self, video: Video, result):
+        """The video's log-mel examples (one per sample time), or why there are none:
+        ``(examples or None, reason or None)``; a FailureRecord under ``required``."""
+        track = result.audio
+        if track is not None and track.status == "ok":
+            try:
+                return logmel.waveform_to_examples(track.waveform, result.times,
+                                                   track.sample_rate).examples, None
+            except logmel.AudioError as e:
+                reason, message = "failed", f"log-mel examples: {e}"
+        else:
+            reason = track.status if track is not None else "absent"
+            message = (track.message if track is not None and track.message
+                       else "the file has no audio stream")
+        if self.audio == "required":
+            return video.failure("decode", f"audio_{reason}",
+                                 f"{video.uri}: --audio required: {message}; pass --audio "
+                                 f"optional to keep videos without usable sound")
+        if reason == "absent":
+            # A failed track already carries the decoder's "audio" warning.
+            result.warnings.append(DecodeWarning(
+                "audio", f"no audio features ({message}): zeros written"))
+        return None, reason
+
     def _outputs(self, video, result, timestamp, window):
         def wv(value):
             return WindowedValue(value, timestamp, (window,))
 
+        audio = (None, None)
+        if isinstance(result, tuple):
+            result, audio = result
+            if isinstance(audio, FailureRecord):
+                result = audio
         if isinstance(result, FailureRecord):
             self._failed.inc()
             yield pvalue.TaggedOutput(FAILURES, wv(result))
         else:
-            yield from self._frame_outputs(video, result, wv)
+            yield from self._frame_outputs(video, result, wv, *audio)
 
-    def _frame_outputs(self, video: Video, result, wv):
+    def _frame_outputs(self, video: Video, result, wv, examples=None, audio_reason=None):
         vid = video.video_id
         n = len(result)
         self._decoded.inc()
         self._frames.inc(n)
         self._count_stats(result.stats)
         thumbs = result.thumbnails
+        meta = {"num_frames": n, "frame_times": np.asarray(result.times, np.float64),
+                "decode_warnings": tuple(result.warnings), "video": video,
+                "thumbnails": (None if thumbs is None or len(thumbs) == 0 else
+                               (list(thumbs.images), [float(t) for t in thumbs.times]))}
+        if self.audio is not None:
+            meta["audio_examples"] = 0 if examples is None else len(examples)
+            meta["audio_reason"] = audio_reason
+            if examples is None:
+                self._counters.inc(counters.audio_missing(audio_reason))
         # In the frames' stream, not a side output: see the module docstring.
-        yield wv((VideoMeta(vid), {
-            "num_frames": n, "frame_times": np.asarray(result.times, np.float64),
-            "decode_warnings": tuple(result.warnings), "video": video,
-            "thumbnails": (None if thumbs is None or len(thumbs) == 0 else
-                           (list(thumbs.images), [float(t) for t in thumbs.times]))}))
+        yield wv((VideoMeta(vid), meta))
         for i in range(n):
             yield wv((FrameKey(vid, i, n), result.frames[i]))
+        if examples is not None:
+            for i in range(len(examples)):
+                yield wv((AudioKey(vid, i, len(examples)), examples[i]))
 
 
     def _count_stats(self, stats) -> None:
@@ -238,10 +285,50 @@ class VideoStreamHandler(KeyedModelHandler):
             [frame for key, frame in batch if isinstance(key, FrameKey)])
 
 
+def _audio_weight(element) -> int:
+    """``BatchElements`` weight of the audio stage: audio examples count, the rest not."""
+    return 1 if isinstance(element[0], AudioKey) else 0
+
+
+class AudioStreamHandler(KeyedModelHandler):
+    """The audio twin of ``VideoStreamHandler``: runs VGGish on the stream's
+    ``(AudioKey, (96, 64) example)`` elements and passes everything else (meta
+    records, frame features) through unchanged, in the same fused stage. A
+    batch whose inference raises yields a ``BatchFailure`` per example."""
+
+    def __init__(self, audio_handler: VGGishModelHandler):
+        super().__init__(audio_handler)
+        self._audio_handler = audio_handler
+
+    def batch_elements_kwargs(self):
+        return {**self._audio_handler.batch_elements_kwargs(), "element_size_fn": _audio_weight}
+
+    def run_inference(self, batch, model, inference_args=None):
+        examples = [x for key, x in batch if isinstance(key, AudioKey)]
+        outs: list = []
+        if examples:
+            try:
+                outs = list(self._audio_handler.run_inference(examples, model, inference_args))
+                if len(outs) != len(examples):
+                    raise RuntimeError(f"the audio handler returned {len(outs)} results for "
+                                       f"{len(examples)} examples")
+            except Exception as e:  # noqa: BLE001 - a per-video problem never stops a build
+                log.exception("audio inference failed on a batch of %d examples", len(examples))
+                outs = [BatchFailure(f"audio inference failed on a batch of {len(examples)} "
+                                     f"examples: {type(e).__name__}: {e}")] * len(examples)
+        it = iter(outs)
+        return [(key, next(it) if isinstance(key, AudioKey) else value) for key, value in batch]
+
+    def get_num_bytes(self, batch) -> int:
+        return self._audio_handler.get_num_bytes(
+            [x for key, x in batch if isinstance(key, AudioKey)])
+
+
 class _PendingVideo:
     """What the assembler holds for one video until its last frame is accounted for."""
 
-    __slots__ = ("meta", "features", "lost", "errors", "count", "window", "timestamp")
+    __slots__ = ("meta", "features", "lost", "errors", "count", "window", "timestamp",
+                 "audio")
 
     def __init__(self, window, timestamp):
         self.meta: Optional[dict] = None
@@ -250,10 +337,12 @@ class _PendingVideo:
         self.errors: list = []
         self.count: Optional[int] = None
         self.window, self.timestamp = window, timestamp
+        self.audio: dict = {}  # example index -> float32 (128,) or BatchFailure
 
     def complete(self) -> bool:
         return (self.meta is not None
-                and len(self.features.keys() | self.lost) >= self.meta["num_frames"])
+                and len(self.features.keys() | self.lost) >= self.meta["num_frames"]
+                and len(self.audio) >= self.meta.get("audio_examples", 0))
 
 
 class AssembleVideoFn(beam.DoFn):
@@ -271,6 +360,8 @@ class AssembleVideoFn(beam.DoFn):
         self._done = counters.counter(counters.EXTRACT_VIDEOS_DONE)
         self._frames = counters.counter(counters.EXTRACT_FRAMES_DONE)
         self._failed = counters.counter(counters.EXTRACT_MODEL_FAILURES)
+        self._with_audio = counters.counter(counters.AUDIO_VIDEOS_WITH_FEATURES)
+        self._examples = counters.counter(counters.AUDIO_EXAMPLES_DONE)
 
     def start_bundle(self):
         self._pending: dict = {}
@@ -295,6 +386,10 @@ class AssembleVideoFn(beam.DoFn):
             else:
                 log.warning("video_id %r appears more than once in the input; only its first "
                             "copy is extracted (give every video a unique id)", vid)
+        elif isinstance(key, AudioKey):
+            if isinstance(value, BatchFailure):
+                video.errors.append(value.error)
+            video.audio[int(key.index)] = value
         else:
             video.count = key.count
             if isinstance(value, BatchFailure):
@@ -338,11 +433,27 @@ class AssembleVideoFn(beam.DoFn):
             return pvalue.TaggedOutput(FAILURES, meta["video"].failure("model", kind, error))
         features = (np.stack([video.features[i] for i in range(n)]) if n
                     else np.zeros((0, 2048), np.float32))
+        audio = None
+        if "audio_examples" in meta:
+            m = meta["audio_examples"]
+            if m and (m != n or sorted(video.audio) != list(range(n))):
+                self._failed.inc()
+                return pvalue.TaggedOutput(FAILURES, meta["video"].failure(
+                    "model", "incomplete", f"got {len(video.audio)} audio embeddings for "
+                    f"{m} examples and {n} sampled frames"))
+            if m:
+                audio = np.stack([np.asarray(video.audio[i], np.float32) for i in range(n)])
+                self._with_audio.inc()
+                self._examples.inc(m)
+            else:
+                # No usable sound (--audio optional): zeros, flagged by the video's
+                # "audio" decode warning and counted by reason at decode time.
+                audio = np.zeros((n, EMBEDDING_DIM), np.float32)
         self._done.inc()
         self._frames.inc(n)
         return VideoFeatures(meta["video"], features, meta["frame_times"],
                              decode_warnings=meta["decode_warnings"],
-                             thumbnails=meta.get("thumbnails"))
+                             thumbnails=meta.get("thumbnails"), audio=audio)
 
 
 class ExtractResult(NamedTuple):
@@ -379,7 +490,8 @@ class ExtractFeatures(beam.PTransform):
                  model_handler: Optional[InceptionModelHandler] = None, prefetch: int = 1,
                  thumbnails: int = 0, thumbnail_size: int = THUMBNAIL_SIZE,
                  decode_device: str = "cpu", precision: Optional[str] = None,
-                 label: Optional[str] = None):
+                 label: Optional[str] = None, audio_weights: Optional[str] = None,
+                 audio: str = "optional", audio_handler: Optional[VGGishModelHandler] = None):
         super().__init__(label)
         if (weights is None) == (model_handler is None):
             raise ValueError("ExtractFeatures needs exactly one of weights=SPEC (imagenet, a "
@@ -413,6 +525,18 @@ class ExtractFeatures(beam.PTransform):
         self.prefetch = prefetch
         self.thumbnails, self.thumbnail_size = thumbnails, int(thumbnail_size)
         self.decode_device = decode_device
+        # Audio: VGGish embeddings per sampled second when audio weights (or a
+        # handler) are given; "optional" or "required" says what a video
+        # without usable sound becomes (zeros + warning, or a failure).
+        if audio not in ("optional", "required"):
+            raise ValueError(f"audio must be 'optional' or 'required' (no audio: pass no "
+                             f"audio_weights), got {audio!r}")
+        if audio_weights is not None and audio_handler is not None:
+            raise ValueError("ExtractFeatures takes audio_weights= or audio_handler=, not both")
+        self.audio_handler = audio_handler or (
+            VGGishModelHandler(audio_weights, batch_size=batch_size)
+            if audio_weights is not None else None)
+        self.audio = audio if self.audio_handler is not None else None
 
     def expand(self, videos):
         if not isinstance(videos, beam.PCollection):
@@ -421,11 +545,15 @@ class ExtractFeatures(beam.PTransform):
         decoded = videos | "DecodeFrames" >> beam.ParDo(DecodeVideoFn(
             self.fps, self.max_seconds, self.size, self.decode_timeout_s,
             self.on_decode_error, self.prefetch, self.thumbnails, self.thumbnail_size,
-            self.decode_device)).with_outputs(FAILURES, main="frames")
+            self.decode_device, self.audio)).with_outputs(FAILURES, main="frames")
         # One chain, no Flatten or shuffle: decode, batching, inference and
         # assembly fuse into one stage (see the module docstring).
-        assembled = (decoded.frames
-                     | "RunInference" >> RunInference(VideoStreamHandler(self.model_handler))
+        inferred = (decoded.frames
+                    | "RunInference" >> RunInference(VideoStreamHandler(self.model_handler)))
+        if self.audio_handler is not None:
+            inferred = inferred | "RunAudioInference" >> RunInference(
+                AudioStreamHandler(self.audio_handler))
+        assembled = (inferred
                      | "AssembleVideo" >> beam.ParDo(AssembleVideoFn()).with_outputs(
                          FAILURES, main="features"))
         failures = ((decoded[FAILURES], assembled[FAILURES])

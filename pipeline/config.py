@@ -48,6 +48,9 @@ class ExtractionSettings:
     thumbnails: int = 0
     decode_device: str = "cpu"
     precision: str = "float32"
+    # VGGish weights when audio features are extracted (pipeline.audio.AudioPlan), else None.
+    audio_weights: Optional[str] = None
+    audio_mode: str = "optional"
 
     def __post_init__(self):
         if not self.weights:
@@ -112,6 +115,10 @@ class BuildConfig:
     thumbnails: int = BUILD_THUMBNAILS
     decode_device: str = "cpu"
     precision: str = "float32"
+    # --audio off|optional|required and --audio_weights (pipeline.audio).
+    audio: str = "optional"
+    audio_weights: Optional[str] = None
+    audio_pca: Optional[str] = None
 
     def flags(self) -> dict:
         """The flags as dataset_info.json records them."""
@@ -129,7 +136,10 @@ class BuildConfig:
                                   fps=sampling["fps"], max_seconds=sampling["max_seconds"],
                                   size=sampling["size"], decode_timeout_s=self.decode_timeout_s,
                                   thumbnails=self.thumbnails, decode_device=self.decode_device,
-                                  precision=model_info.get("precision") or self.precision)
+                                  precision=model_info.get("precision") or self.precision,
+                                  audio_weights=(self.audio_weights if self.audio != "off"
+                                                 else None),
+                                  audio_mode=self.audio)
 
 
 @dataclass
@@ -157,6 +167,10 @@ class ExtractConfig:
     thumbnails: int = 0
     decode_device: str = "cpu"
     precision: str = "float32"
+    # --audio off|optional|required and --audio_weights (pipeline.audio).
+    audio: str = "optional"
+    audio_weights: Optional[str] = None
+    audio_pca: Optional[str] = None
 
     @property
     def compressed(self) -> bool:
@@ -169,7 +183,10 @@ class ExtractConfig:
                                   on_decode_error=self.on_decode_error,
                                   mixed_precision=self.mixed_precision,
                                   input_range=self.input_range, thumbnails=self.thumbnails,
-                                  decode_device=self.decode_device, precision=self.precision)
+                                  decode_device=self.decode_device, precision=self.precision,
+                                  audio_weights=(self.audio_weights if self.audio != "off"
+                                                 else None),
+                                  audio_mode=self.audio)
 
 
 # ---------------------------------------------------------------------------

@@ -73,7 +73,17 @@ class _EncodeFn(beam.DoFn):
 
 
 class EncodeVideoFn(_EncodeFn):
-    """Raw features -> frame-level and video-level records (PCA and quantizer side inputs)."""
+    """Raw features -> frame-level and video-level records (PCA and quantizer side inputs).
+
+    ``audio``: a ``compression.audio.AudioCompression`` when the job writes audio
+    features: each video's ``audio`` embeddings become the frame-level ``audio``
+    bytes and the video-level ``mean_audio`` (a video without them fails here:
+    the extraction gives every video zeros or embeddings when audio is on).
+    """
+
+    def __init__(self, audio=None):
+        super().__init__()
+        self.audio = audio
 
     def process(self, vf: VideoFeatures, pca, quantizer):
         if pca is None or quantizer is None:
@@ -89,10 +99,18 @@ class EncodeVideoFn(_EncodeFn):
     def _records(self, vf: VideoFeatures, pca, quantizer) -> dict:
         q = encode_frames(vf.features, pca, quantizer)
         labels = record_labels(vf)
-        return {"frame": schema.encode_frame_example(vf.video_id, q, labels),
+        qa = mean_audio = None
+        if self.audio is not None:
+            if vf.audio is None or len(vf.audio) != vf.num_frames:
+                raise ValueError(f"audio features for {vf.num_frames} frames expected, got "
+                                 f"{None if vf.audio is None else len(vf.audio)}")
+            qa = self.audio.encode(vf.audio)
+            mean_audio = self.audio.mean(qa)
+        return {"frame": schema.encode_frame_example(vf.video_id, q, labels,
+                                                     quantized_audio=qa),
                 # The mean of the dequantized frames, as every writer computes it.
                 "video": schema.encode_video_example(vf.video_id, mean_rgb(q, quantizer),
-                                                     labels)}
+                                                     labels, mean_audio=mean_audio)}
 
 
 class EncodeRawFn(_EncodeFn):
@@ -112,7 +130,7 @@ class EncodeVideos(beam.PTransform):
     """
 
     def __init__(self, pca=None, quantizer=None, *, raw: bool = False,
-                 splits: Sequence[Optional[str]] = SPLITS):
+                 splits: Sequence[Optional[str]] = SPLITS, audio=None):
         super().__init__()
         if raw == (pca is not None or quantizer is not None):
             raise ValueError("EncodeVideos needs either the fitted PCA and quantizer "
@@ -122,6 +140,7 @@ class EncodeVideos(beam.PTransform):
         if not splits:
             raise ValueError("EncodeVideos needs the splits to route records by, or (None,)")
         self.pca, self.quantizer, self.raw, self.splits = pca, quantizer, raw, tuple(splits)
+        self.audio = audio  # compression.audio.AudioCompression, or None: no audio written
 
     @property
     def kinds(self) -> tuple:
@@ -137,7 +156,7 @@ class EncodeVideos(beam.PTransform):
                 *tags, FAILURES, WRITTEN)
         else:
             out = features | "EncodeVideos" >> beam.ParDo(
-                EncodeVideoFn(), beam.pvalue.AsSingleton(self.pca),
+                EncodeVideoFn(self.audio), beam.pvalue.AsSingleton(self.pca),
                 beam.pvalue.AsSingleton(self.quantizer)).with_outputs(*tags, FAILURES, WRITTEN)
         return {"records": {t: out[t] for t in tags}, "written": out[WRITTEN],
                 "failures": out[FAILURES]}

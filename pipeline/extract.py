@@ -123,8 +123,10 @@ def record_prefixes(compressed: bool) -> dict:
 class ExtractVideos(beam.PTransform):
     """Pipeline root -> ``extract``'s outputs, staged under ``staging`` (module docstring)."""
 
-    def __init__(self, config: ExtractConfig, staging: str):
+    def __init__(self, config: ExtractConfig, staging: str, audio=None):
         super().__init__()
+        # compression.audio.AudioCompression when audio features are written.
+        self.audio = audio
         if not staging:
             raise ValueError("ExtractVideos needs a staging folder (OUT/.tmp/extract)")
         self.config, self.staging = config, staging
@@ -142,7 +144,8 @@ class ExtractVideos(beam.PTransform):
                    | "LoadPCA" >> beam.Map(load_pca, c.quantizer))
             quant = (root | "QuantizerPath" >> beam.Create([c.artifacts])
                      | "LoadQuantizer" >> beam.Map(load_quantizer, c.quantizer))
-            encoded = feats["features"] | "Encode" >> EncodeVideos(pca, quant, splits=(None,))
+            encoded = feats["features"] | "Encode" >> EncodeVideos(pca, quant, splits=(None,),
+                                                                   audio=self.audio)
         else:
             encoded = feats["features"] | "Encode" >> EncodeVideos(raw=True, splits=(None,))
         failures = ((read["failures"], feats["failures"], encoded["failures"])

@@ -224,7 +224,9 @@ class CachedOrExtract(beam.PTransform):
             s.weights, batch_size=s.batch_size, fps=s.fps, max_seconds=s.max_seconds,
             size=s.size, decode_timeout_s=s.decode_timeout_s, on_decode_error=s.on_decode_error,
             mixed_precision=s.mixed_precision, input_range=s.input_range,
-            thumbnails=s.thumbnails, decode_device=s.decode_device, precision=s.precision)
+            thumbnails=s.thumbnails, decode_device=s.decode_device, precision=s.precision,
+            audio_weights=s.audio_weights,
+            audio=s.audio_mode if s.audio_mode in ("optional", "required") else "optional")
         features = out.features
         if s.thumbnails:
             if not self.thumbnails_dir:

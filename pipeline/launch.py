@@ -31,6 +31,7 @@ import apache_beam as beam
 from yt8m import counters, fs
 from yt8m.extractor.weights import weights_info
 from yt8m.pipeline import io as pio
+from yt8m.pipeline import audio as audio_lib
 from yt8m.pipeline import report
 from yt8m.pipeline.artifacts import ARTIFACT_FILES, ARTIFACTS_DIR, FIT_JSON
 from yt8m.pipeline.build import SELECTION_DIR, BuildDataset, cache_dir_of
@@ -250,13 +251,18 @@ def run_extract(cfg: ExtractConfig, test_pipeline=None) -> ExtractOutcome:
                         mixed_precision=cfg.mixed_precision)
     if info["random"]:
         print(RANDOM_NOTICE, file=sys.stderr)
+    plan, audio_codec = audio_lib.finish_plan(
+        audio_lib.resolve_audio(cfg.audio, cfg.audio_weights), cfg.audio_pca, cfg.compressed)
+    if plan.notice:
+        print(plan.notice, file=sys.stderr)
+    cfg = audio_lib.with_plan(cfg, plan)
     out = cfg.output_dir
     fs.mkdirs(out)
     staging = pio.staging_dir(out, EXTRACT_JOB)
     fs.delete(staging)
     p = test_pipeline if test_pipeline is not None else beam.Pipeline(
         options=pipeline_options(cfg.beam_args))
-    _ = p | "ExtractVideos" >> ExtractVideos(cfg, staging)
+    _ = p | "ExtractVideos" >> ExtractVideos(cfg, staging, audio=audio_codec)
     result = _run(p, "extract")
     counts = fs.read_json(fs.join(staging, COUNTS_JSON))
     summary = {"succeeded": counts["written"], "failed": counts["failed"], "output_dir": out}
@@ -272,8 +278,20 @@ def run_extract(cfg: ExtractConfig, test_pipeline=None) -> ExtractOutcome:
     values = counters.read(result)
     model_json["decode"] = report.decode_section(values, cfg.decode_device)
     model_json["thumbnails"] = report.thumbnails_section(values, cfg.thumbnails, out)
+    model_json["audio"] = audio_info(plan, audio_codec)
     publish_extract(staging, out, cfg.compressed, model_json)
     return ExtractOutcome(result=result, summary=summary)
+
+
+def audio_info(plan, audio_codec) -> dict:
+    """What dataset_info.json / model.json record under ``audio``: the plan, the
+    VGGish weights' identity and the post-processing."""
+    d = plan.to_info()
+    if plan.enabled:
+        from yt8m.extractor.vggish import audio_weights_info
+        d["model"] = audio_weights_info(plan.weights)
+        d["compression"] = audio_codec.info() if audio_codec is not None else None
+    return d
 
 
 def publish_extract(staging: str, out: str, compressed: bool, model_json: dict) -> None:

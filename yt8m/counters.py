@@ -135,3 +135,14 @@ def read(result) -> dict:
         value = c.committed if c.committed is not None else c.attempted
         out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
     return dict(sorted(out.items()))
+
+
+# Audio features (extractor.transforms with audio; pipeline.audio).
+AUDIO_VIDEOS_WITH_FEATURES = "audio_videos_with_features"
+AUDIO_EXAMPLES_DONE = "audio_examples_done"
+
+
+def audio_missing(reason: str) -> str:
+    """Videos written with zero audio features because their audio was ``reason``
+    (``absent``: no audio stream; ``failed``: it could not be decoded)."""
+    return f"audio_missing_{reason}"
