@@ -38,11 +38,26 @@ def wait_for(drv, css, timeout=20):
 
 
 def submit_and_wait(drv, button_css):
-    from selenium.webdriver.support import expected_conditions as EC
+    """Click a submit button and wait until the page it belonged to is gone.
+
+    While Chromium swaps documents, asking about the old node can fail with errors other than
+    "stale element" (for example "Node with given id does not belong to the document"); those
+    mean "not settled yet", so the wait asks again instead of failing.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
     button = drv.find_element(by("CSS_SELECTOR"), button_css)
     button.click()
-    WebDriverWait(drv, 20).until(EC.staleness_of(button))
+
+    def old_page_gone(_):
+        try:
+            button.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        return False
+
+    WebDriverWait(drv, 20, ignored_exceptions=(WebDriverException,)).until(old_page_gone)
+    wait_for(drv, "body")
 
 
 def fetch_text(drv, path):
