@@ -43,45 +43,78 @@ def _split_of(video_id: str) -> str:
     return "train" if h < 7 else ("validate" if h < 9 else "test")
 
 
-def _child(n: int, frames: int, out: str) -> None:
-    """Runs the post-extraction stages on ``n`` synthetic videos; prints a JSON line."""
+MODEL = {"name": "inception_v3", "source": "random", "spec": "random", "path": None,
+         "sha256": None, "random": True, "seed": 0}
+
+
+def _label_of(video_id: str) -> int:
+    h = int.from_bytes(hashlib.sha256(("label:" + video_id).encode()).digest()[:4], "big")
+    # Zipf-like: a few frequent classes, a long tail.
+    return int((h / 2 ** 32) ** 3 * N_CLASSES)
+
+
+def _video_id(i: int) -> str:
+    return f"syn{i:08d}"
+
+
+def write_cache(n: int, frames: int, cache_dir: str, tmp_dir: str) -> None:
+    """The synthetic cache: ``n`` entries of float16 ``(frames, 2048)`` features, made from
+    each video's index (a fixed low-rank structure plus noise, so the PCA has signal)."""
+    import numpy as np
+
+    from yt8m import fs
+    from yt8m.pipeline import cache as cache_lib
+
+    model_fp = cache_lib.model_fingerprint(MODEL)
+    basis = np.random.default_rng(0).normal(size=(64, D)).astype(np.float32)
+    for i in range(n):
+        vid = _video_id(i)
+        rng = np.random.default_rng(i + 1)
+        coeff = rng.normal(size=(frames, 64)).astype(np.float32)
+        x = coeff @ basis * 0.05 + rng.normal(scale=0.01, size=(frames, D))
+        path = cache_lib.entry_path(cache_dir, vid, model_fp, f"{i:024x}")
+        blob = cache_lib.serialize_entry(vid, x, np.arange(frames, dtype=np.float64),
+                                         {"uri": f"synthetic://{vid}", "decode_warnings": []})
+        fs.atomic_write(path, blob, tmp_dir)
+
+
+def _child(n: int, frames: int, out: str, cache_dir: str) -> None:
+    """Runs the post-extraction stages of a build from the cache on ``n`` videos (resplit's
+    path: ``CachedOrExtract`` without extraction); prints a JSON line."""
     sys.path.insert(0, str(ROOT))
     import apache_beam as beam
-    import numpy as np
 
     from yt8m import fs
     from yt8m.pipeline import io as pio
     from yt8m.pipeline.artifacts import WriteArtifacts
     from yt8m.pipeline.encode import EncodeVideos
+    from yt8m.pipeline.features import CachedOrExtract
     from yt8m.pipeline.fit import FitCompression
     from yt8m.pipeline.runner import pipeline_options
     from yt8m.pipeline.write import WriteDataset
-    from yt8m.records import Video, VideoFeatures
+    from yt8m.records import Video
 
-    rng0 = np.random.default_rng(0)
-    # A fixed low-rank structure shared by all videos, so the PCA has signal.
-    basis = rng0.normal(size=(64, D)).astype(np.float32)
-
-    def make(i: int):
-        vid = f"syn{i:08d}"
-        rng = np.random.default_rng(i + 1)
-        coeff = rng.normal(size=(frames, 64)).astype(np.float32)
-        x = (coeff @ basis * 0.05 + rng.normal(scale=0.01, size=(frames, D))).astype(np.float16)
-        label = int(rng.zipf(1.5)) % N_CLASSES
-        video = Video(vid, f"synthetic://{vid}", split=_split_of(vid), labels=(label,))
-        return VideoFeatures(video, x.astype(np.float32), np.arange(frames, dtype=np.float64))
+    def video(i: int) -> Video:
+        vid = _video_id(i)
+        return Video(vid, f"synthetic://{vid}", split=_split_of(vid), labels=(_label_of(vid),))
 
     staging = fs.join(out, ".tmp", "build")
     t0 = time.perf_counter()
     with beam.Pipeline(options=pipeline_options([])) as p:
-        features = (p | "Ids" >> beam.Create(list(range(n)))
-                    | "Reshuffle" >> beam.Reshuffle()
-                    | "SyntheticFeatures" >> beam.Map(make))
+        videos = (p | "Ids" >> beam.Create(list(range(n)))
+                  | "Reshuffle" >> beam.Reshuffle()
+                  | "Videos" >> beam.Map(video))
+        looked = videos | "Features" >> CachedOrExtract(
+            None, cache_dir=cache_dir, tmp_dir=fs.join(out, ".tmp", "cache"), model_info=MODEL,
+            source_name="the synthetic cache")
+        features = looked["features"]
         fitted = features | "Fit" >> FitCompression(1024, "lloyd")
         encoded = features | "Encode" >> EncodeVideos(fitted["pca"], fitted["quantizer"])
         _ = features | "Artifacts" >> WriteArtifacts(staging, fitted["pca"], fitted["quantizer"])
+        failures = ((looked["failures"], encoded["failures"])
+                    | "AllFailures" >> beam.Flatten())
         _ = ({"records": encoded["records"], "written": encoded["written"],
-              "failures": encoded["failures"]}
+              "failures": failures}
              | "Write" >> WriteDataset(staging, pio.dataset_prefixes()))
     elapsed = time.perf_counter() - t0
     counts = json.loads(Path(staging, "counts.json").read_text())
@@ -94,13 +127,18 @@ def _counted(counts: dict) -> int:
 
 
 def _run_size(n: int, frames: int) -> dict:
-    """One size in a child process; its own peak RSS from ``os.wait4``."""
+    """One size: its synthetic cache written here, the build in a child process (its own
+    peak RSS from ``os.wait4``)."""
     out = tempfile.mkdtemp(prefix=f"scale_{n}_")
     try:
+        cache_dir = os.path.join(out, "cache")
+        t0 = time.perf_counter()
+        write_cache(n, frames, cache_dir, os.path.join(out, "cache_tmp"))
+        cache_s = time.perf_counter() - t0
         with open(os.path.join(out, "child.out"), "w+") as so, \
                 open(os.path.join(out, "child.err"), "w+") as se:
             proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scale_bench", "--child",
-                                     str(n), str(frames), os.path.join(out, "build")],
+                                     str(n), str(frames), os.path.join(out, "build"), cache_dir],
                                     cwd=str(ROOT), stdout=so, stderr=se)
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -110,6 +148,7 @@ def _run_size(n: int, frames: int) -> dict:
             raise RuntimeError(f"scale_bench child ({n} videos) failed:\n{stderr[-3000:]}")
         res = json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
         res["peak_mb"] = usage.ru_maxrss / 1024.0   # Linux: kilobytes
+        res["cache_write_s"] = cache_s
         return res
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -158,6 +197,6 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--child":
-        _child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        _child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
     else:
         print(json.dumps(run(quick="--full" not in sys.argv), indent=2))

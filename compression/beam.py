@@ -23,7 +23,9 @@ when the transform is built):
 * ``HeldOutQualityReport``: ``(video_id, split, raw frames)`` triples and the
   fitted PCollections -> a one-element PCollection holding the quality report
   dict (``compression.quality.sample_report``) on a deterministic bounded
-  sample of held-out frames (``compression.heldout``).
+  sample of held-out frames (``compression.heldout``), taken in two passes:
+  ``SampleKeys`` (the smallest keys, from frame counts only) then
+  ``FramesInSample`` / ``SampleFrames`` (the frames those keys name).
 
 Every result depends only on the set of input videos (and the transforms'
 arguments), not on the runner, bundling, arrival order or retries; per-worker
@@ -33,6 +35,7 @@ number of videos. The one-element outputs are meant for
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional, Sequence
 
@@ -44,7 +47,8 @@ from yt8m.compression import codec
 from yt8m.compression.exact_moments import (DEFAULT_BUCKET_FRAMES, DEFAULT_UNIT_ROWS,
                                             FrameStatsCombiner, ScatterCombiner, bucket_count,
                                             bucket_of, cache_values)
-from yt8m.compression.heldout import DEFAULT_MAX_FRAMES, DEFAULT_SPLITS, FrameSampleCombiner
+from yt8m.compression.heldout import (DEFAULT_MAX_FRAMES, DEFAULT_SPLITS, FrameSampleCombiner,
+                                      SampleCut, SampleKeysCombiner, frames_in_sample)
 from yt8m.compression.pca import PCAWhitening
 from yt8m.compression.quality import sample_report
 from yt8m.compression.quantize import (DEFAULT_BINS, DEFAULT_MAX_ITER, DEFAULT_RANGE,
@@ -129,8 +133,31 @@ class _HistogramFn(beam.CombineFn):
         return self._c.extract_output(acc)
 
 
+class _SampleKeysFn(beam.CombineFn):
+    """``(video_id, split, frame count)`` -> ``SampleCut`` (the first pass: keys only)."""
+
+    def __init__(self, max_frames: int, splits: Sequence[str]):
+        self._c = SampleKeysCombiner(max_frames, splits)
+
+    def create_accumulator(self):
+        return self._c.create_accumulator()
+
+    def add_input(self, acc, element):
+        vid, split, n_frames = element
+        return self._c.add_input(acc, vid, split, n_frames)
+
+    def merge_accumulators(self, accumulators):
+        return self._c.merge_accumulators(accumulators)
+
+    def compact(self, acc):
+        return acc
+
+    def extract_output(self, acc):
+        return self._c.extract_output(acc)
+
+
 class _FrameSampleFn(beam.CombineFn):
-    """``(video_id, split, frames)`` -> ``FrameSample`` (bounded top-k by hash)."""
+    """``(video_id, split, frames, frame indices)`` of the cut -> ``FrameSample``."""
 
     def __init__(self, max_frames: int, splits: Sequence[str]):
         self._c = FrameSampleCombiner(max_frames, splits)
@@ -139,8 +166,8 @@ class _FrameSampleFn(beam.CombineFn):
         return self._c.create_accumulator()
 
     def add_input(self, acc, element):
-        vid, split, frames = element
-        return self._c.add_input(acc, vid, split, frames)
+        vid, split, frames, indices = element
+        return self._c.add_input(acc, vid, split, frames, indices)
 
     def merge_accumulators(self, accumulators):
         return self._c.merge_accumulators(accumulators)
@@ -213,6 +240,25 @@ class _WhitenFn(beam.DoFn):
             raise ValueError(f"video {vid!r}: {e}") from e
         self._values.inc(y.size)
         yield vid, y
+
+
+def _held_out_size(element):
+    vid, split, frames = element
+    return vid, split, len(frames)     # len() of cache-backed frames reads nothing
+
+
+def _frames_in_sample(element, cut: SampleCut, splits: Sequence[str]):
+    """The video's frames that the cut keeps (most videos: none, and nothing is read)."""
+    vid, split, frames = element
+    idx = frames_in_sample(vid, split, len(frames), cut, splits)
+    if idx.size:
+        yield vid, split, np.asarray(frames)[idx], idx
+
+
+def _report(sample, cut: SampleCut, pca, quantizer, splits):
+    # The second pass saw only the sampled frames: the split totals are the cut's.
+    return sample_report(dataclasses.replace(sample, seen=dict(cut.seen)), pca, quantizer,
+                         splits)
 
 
 def _fit_quantizer(pca, hist, bits: int, max_iter: int) -> Optional[Quantizer]:
@@ -364,10 +410,16 @@ class HeldOutQualityReport(beam.PTransform):
 
     def expand(self, heldout):
         splits = self.splits
-        sample = (heldout
-                  | "CountHeldOut" >> beam.ParDo(_CountHeldOutFn(splits))
+        counted = heldout | "CountHeldOut" >> beam.ParDo(_CountHeldOutFn(splits))
+        # Two passes (compression.heldout): the keys, then the frames they keep.
+        cut = (counted
+               | "HeldOutSizes" >> beam.Map(_held_out_size)
+               | "SampleKeys" >> beam.CombineGlobally(_SampleKeysFn(self.max_frames, splits)))
+        sample = (counted
+                  | "FramesInSample" >> beam.FlatMap(_frames_in_sample,
+                                                     beam.pvalue.AsSingleton(cut), splits)
                   | "SampleFrames" >> beam.CombineGlobally(
                       _FrameSampleFn(self.max_frames, splits)))
         return sample | "Report" >> beam.Map(
-            sample_report, beam.pvalue.AsSingleton(self.pca),
+            _report, beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(self.pca),
             beam.pvalue.AsSingleton(self.quantizer), splits)

@@ -218,3 +218,68 @@ class FeatureCache:
         fs.atomic_write(path, serialize_entry(video_id, features, frame_times, meta),
                         self.tmp_dir)
         return path
+
+
+class CachedFrames:
+    """A video's frame features that travel between steps as the path of their cache entry.
+
+    Why: a build's features are consumed by several steps (the PCA and quantizer
+    fits, the encoding, the quality report) that wait for one another, so every
+    runner must keep them between steps: the local FnApiRunner in memory, Dataflow
+    in its shuffle. Both then hold the whole dataset's 2048-d frames (8 KB each).
+    The cache already holds every frame, immutably (a new file or model is a new
+    entry), so what travels is this object's pickle: the entry's path and the
+    frame count, a few hundred bytes. Each step that looks at the frames
+    (``np.asarray(frames)``) reads the entry back, once per step, and gets exactly
+    the float16-rounded float32 values the step before saw.
+
+    It is an array-like: ``np.asarray`` gives the ``(F, D)`` float32 array,
+    ``len()`` the frame count without reading anything.
+    """
+
+    __slots__ = ("path", "video_id", "num_frames", "_array")
+
+    def __init__(self, path: str, video_id: str, num_frames: int,
+                 array: Optional[np.ndarray] = None):
+        self.path, self.video_id, self.num_frames = path, video_id, int(num_frames)
+        # The values as loaded or stored in this step, so the step itself reads nothing.
+        self._array = array
+
+    @classmethod
+    def of(cls, path: Optional[str], video_id: str, features: np.ndarray):
+        """``features`` by reference when they are in the cache at ``path``, else as they are."""
+        if not path:
+            return features
+        return cls(path, video_id, len(features), np.asarray(features, np.float32))
+
+    def load(self) -> np.ndarray:
+        if self._array is None:
+            if not fs.exists(self.path):
+                raise CacheError(
+                    f"the cache entry of video {self.video_id!r} ({self.path}) disappeared "
+                    f"while the build was running; keep the cache folder in place until the "
+                    f"build ends, then run the build again (it re-extracts what is missing)")
+            x = deserialize_entry(fs.read_bytes(self.path), self.video_id)["features"]
+            if len(x) != self.num_frames:
+                raise CacheError(f"the cache entry of video {self.video_id!r} ({self.path}) "
+                                 f"has {len(x)} frames, {self.num_frames} were cached")
+            self._array = x
+        return self._array
+
+    def __array__(self, dtype=None, copy=None):
+        x = self.load()
+        return x if dtype is None else x.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.load().shape)
+
+    def __reduce__(self):
+        # The frames stay behind: the receiving step reads them from the cache.
+        return (CachedFrames, (self.path, self.video_id, self.num_frames))
+
+    def __repr__(self) -> str:
+        return f"CachedFrames({self.video_id!r}, {self.num_frames} frames, {self.path!r})"

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import apache_beam as beam
+import numpy as np
 
 from yt8m import counters
 from yt8m.compression.codec import encode_frames, mean_rgb
@@ -118,7 +119,8 @@ class EncodeRawFn(_EncodeFn):
 
     def _records(self, vf: VideoFeatures) -> dict:
         return {RAW_KIND: schema.encode_raw_feature_example(
-            vf.video_id, vf.features, vf.frame_times, record_labels(vf))}
+            vf.video_id, np.asarray(vf.features, np.float32), vf.frame_times,
+            record_labels(vf))}
 
 
 class EncodeVideos(beam.PTransform):

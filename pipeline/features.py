@@ -79,8 +79,11 @@ class LookupCacheFn(beam.DoFn):
             # The decode warnings were stored with the features: a cached video
             # reports the same warnings as when it was extracted.
             warnings = warnings_from((entry.get("meta") or {}).get("decode_warnings"))
-            yield VideoFeatures(video, entry["features"], entry["frame_times"],
-                                decode_warnings=warnings, cache_path=entry["path"])
+            # By reference (``CachedFrames``): later steps read the entry, runners keep paths.
+            yield VideoFeatures(video, cache_lib.CachedFrames.of(entry["path"], vid,
+                                                                 entry["features"]),
+                                entry["frame_times"], decode_warnings=warnings,
+                                cache_path=entry["path"])
             return
         self.misses.inc()
         if self.extract:
@@ -126,7 +129,9 @@ class StoreCacheFn(beam.DoFn):
         self.counters.inc(counters.VIDEOS_EXTRACTED)
         self.counters.inc(counters.FRAMES_EXTRACTED, len(raw))
         self.progress.record("extracted", len(raw))
-        yield vf.replace(features=cache_lib.as_cached(raw), frame_times=times, cache_path=path)
+        yield vf.replace(features=cache_lib.CachedFrames.of(path, vf.video_id,
+                                                           cache_lib.as_cached(raw)),
+                         frame_times=times, cache_path=path)
 
 
 class WriteThumbnailsFn(beam.DoFn):

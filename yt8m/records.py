@@ -159,7 +159,9 @@ class VideoFeatures:
     """A video with its raw features.
 
     ``features`` float32 ``(F, 2048)`` (float16-rounded: what the cache
-    stores), ``frame_times`` float64 ``(F,)`` seconds; ``audio`` float32
+    stores), or in a build the array-like ``pipeline.cache.CachedFrames``
+    (the same values, travelling as the cache entry's path: read them with
+    ``np.asarray``), ``frame_times`` float64 ``(F,)`` seconds; ``audio`` float32
     ``(F, 128)`` or None (no audio features asked for, or none usable).
     """
 

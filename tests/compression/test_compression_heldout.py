@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from yt8m.compression import PCAWhitening, Quantizer
-from yt8m.compression.heldout import FrameSampleCombiner, frame_hashes
+from yt8m.compression.heldout import (FrameSampleCombiner, SampleKeysCombiner, frame_hashes,
+                                      frames_in_sample)
 from yt8m.compression.quality import quality_report, sample_report
 
 D = 10
@@ -53,6 +54,60 @@ def test_sample_is_the_same_for_any_order_and_partition(rng, n_validate, n_test,
     by_id = {v: f for v, _, f in videos}
     for (split, vid, i), frame in zip(ref.keys, ref.frames):
         assert np.array_equal(frame, by_id[vid][i].astype(np.float16))
+
+
+def _two_pass(max_frames, videos, order, pieces):
+    """The runner's way: keys from frame counts, then only the frames the cut keeps."""
+    kc = SampleKeysCombiner(max_frames)
+    accs = []
+    for chunk in np.array_split(np.array(order, dtype=int), pieces):
+        acc = kc.create_accumulator()
+        for i in chunk:
+            vid, split, f = videos[i]
+            kc.add_input(acc, vid, split, len(f))
+        accs.append(pickle.loads(pickle.dumps(acc)))
+    cut = kc.extract_output(kc.merge_accumulators(accs[::-1]))
+    sc = FrameSampleCombiner(max_frames)
+    accs, picked = [], 0
+    for chunk in np.array_split(np.array(order, dtype=int)[::-1], pieces):
+        acc = sc.create_accumulator()
+        for i in chunk:
+            vid, split, f = videos[i]
+            idx = frames_in_sample(vid, split, len(f), cut)
+            if idx.size:
+                picked += idx.size
+                sc.add_input(acc, vid, split, f[idx], idx)
+        accs.append(pickle.loads(pickle.dumps(acc)))
+    return cut, sc.extract_output(sc.merge_accumulators(accs)), picked
+
+
+@pytest.mark.parametrize("n_validate,n_test,max_frames", [
+    (40, 10, 50), (5, 20, 50), (0, 10, 25), (3, 2, 100), (0, 0, 10), (30, 0, 1),
+])
+def test_two_pass_sample_equals_the_one_pass_sample_and_reads_only_its_frames(
+        rng, n_validate, n_test, max_frames):
+    videos = _videos(rng, n_validate, n_test)
+    one = _sample(FrameSampleCombiner(max_frames), videos, range(len(videos)), 1)
+    order_rng = np.random.default_rng(3)
+    for pieces in (1, 4):
+        cut, two, picked = _two_pass(max_frames, videos, order_rng.permutation(len(videos)),
+                                     pieces)
+        assert two.keys == one.keys and np.array_equal(two.frames, one.frames)
+        # The second pass looked at exactly the sampled frames, never more than max_frames.
+        assert picked == one.n_frames <= max_frames
+        assert cut.seen == one.seen == {"validate": 6 * n_validate, "test": 6 * n_test}
+
+
+def test_sample_keys_partial_results_stay_small_whatever_the_data():
+    kc = SampleKeysCombiner(64)
+    acc = kc.create_accumulator()
+    for i in range(3000):
+        kc.add_input(acc, f"v{i}", "validate", 200)
+    acc = kc.compact(acc)
+    assert len(acc.keys) == 64 and not acc.pending and acc.seen == {"validate": 600000}
+    assert len(pickle.dumps(acc)) < 64 * 200     # keys only: no frames
+    with pytest.raises(ValueError, match="max_frames"):
+        SampleKeysCombiner(0)
 
 
 def test_sample_spreads_over_videos_and_hashes_are_stable():

@@ -47,6 +47,32 @@ def test_entry_roundtrip_is_float16_rounded(tmp_path):
     assert os.listdir(tmp_path / "tmp") == []
 
 
+def test_cached_frames_travel_as_their_path_and_read_back_the_same_values(tmp_path):
+    import pickle
+
+    from yt8m.records import Video, VideoFeatures
+    uri = _video(tmp_path)
+    c = cache_lib.FeatureCache(str(tmp_path / "cache"), str(tmp_path / "tmp"))
+    fp = cache_lib.model_fingerprint(MODEL)
+    feats = np.random.default_rng(1).uniform(0, 10, (40, 2048)).astype(np.float32)
+    path = c.store("a", uri, fp, feats, np.arange(40.0), MODEL)
+    frames = cache_lib.CachedFrames.of(path, "a", cache_lib.as_cached(feats))
+    vf = VideoFeatures(Video("a", uri), frames, np.arange(40.0), cache_path=path)
+    blob = pickle.dumps(vf, protocol=pickle.HIGHEST_PROTOCOL)
+    # 40 frames are 320 KB as float32; the pickle carries the path, not the frames.
+    assert len(blob) < 2000, len(blob)
+    back = pickle.loads(blob)
+    assert back.num_frames == 40 and back.features._array is None   # nothing read yet
+    np.testing.assert_array_equal(np.asarray(back.features), cache_lib.as_cached(feats))
+    assert np.asarray(back.features).dtype == np.float32 and back.features.shape == (40, 2048)
+    # Not in the cache: the array itself travels.
+    assert cache_lib.CachedFrames.of(None, "a", feats) is feats
+    # The entry removed mid-build: a clear error naming the video and what to do.
+    os.remove(path)
+    with pytest.raises(cache_lib.CacheError, match="'a'.*disappeared.*run the build again"):
+        np.asarray(pickle.loads(blob).features)
+
+
 def test_fingerprint_changes_with_file_and_model(tmp_path):
     uri = _video(tmp_path)
     c = cache_lib.FeatureCache(str(tmp_path / "cache"), str(tmp_path / "tmp"))
